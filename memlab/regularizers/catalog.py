@@ -1,0 +1,1 @@
+"""Imports every regularizer module so that each registers its short name."""
