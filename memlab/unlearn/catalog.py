@@ -1,0 +1,1 @@
+"""Imports every method module so that each registers its short name."""
