@@ -21,7 +21,7 @@ class ArtifactSet:
     trigger (spec §10.2, Q10 fixed).
     """
 
-    kind: str  # "noise" | "backdoor"
+    kind: str  # "noise" | "backdoor" | "natural" (sequences a model memorized on its own, e.g. Pythia)
     rows: torch.Tensor  # [A, T] noised / poisoned rows
     clean: torch.Tensor  # [A, T] their clean versions
     groups: list[torch.Tensor]  # duplication groups: indices into rows

@@ -57,8 +57,13 @@ def memorization(
     suppress = [eos_id] if eval_cfg.suppress_eos and eos_id is not None else []
     bs = eval_cfg.batch_size
     inputs = scored_inputs(artifact.rows, artifact.clean, start)
+    scored = (
+        torch.ones(n, dtype=torch.bool)
+        if artifact.kind == "natural"  # naturally memorized sequences: every row counts (Pythia)
+        else evaluable(artifact.rows, artifact.clean, start, eval_cfg.k)
+    )
     return MemorizationResult(
-        evaluable(artifact.rows, artifact.clean, start, eval_cfg.k),
+        scored,
         greedy_match(model, inputs, start, eval_cfg.k, suppress, bs),
         greedy_match(model, artifact.clean, start, eval_cfg.k, suppress, bs),
     )
