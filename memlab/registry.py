@@ -14,8 +14,9 @@ class ConfigError(ValueError):
 class Registry:
     """A name → object table with a clear error for unknown names."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, key: str | None = None) -> None:
         self.kind = kind
+        self.key = key  # the config key that selects an entry, named in error messages
         self._items: dict[str, Any] = {}
 
     def register(self, name: str) -> Callable[[Any], Any]:
@@ -30,7 +31,8 @@ class Registry:
     def get(self, name: str) -> Any:
         if name not in self._items:
             known = ", ".join(sorted(self._items))
-            raise ConfigError(f"unknown {self.kind} '{name}'; known: {known}")
+            where = f"{self.key}=" if self.key else ""
+            raise ConfigError(f"unknown {self.kind} {where}'{name}'; known: {known}")
         return self._items[name]
 
     def names(self) -> list[str]:

@@ -8,7 +8,7 @@ from memlab.data.bundle import TinyMemData
 from memlab.data.cache import cached_data
 from memlab.registry import Registry
 
-BUILDERS = Registry("data builder")
+BUILDERS = Registry("data builder", key="data.builder")
 
 
 @BUILDERS.register("math")

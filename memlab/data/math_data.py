@@ -31,7 +31,7 @@ from memlab.registry import ConfigError, Registry
 
 MODULUS = 20134
 MAIN, EXTRAS = 7, (2, 3, 4, 5)
-FAMILIES = Registry("data family")
+FAMILIES = Registry("data family", key="data.name")
 FAMILIES.register("increment")(lambda a: lambda x: x + a)
 FAMILIES.register("mult")(lambda a: lambda x: (a * x) % MODULUS)
 

@@ -11,7 +11,7 @@ from torch import nn
 from memlab.data.bundle import TinyMemData
 from memlab.registry import ConfigError, Registry
 
-MODELS = Registry("model")
+MODELS = Registry("model", key="model.name")
 
 
 @MODELS.register("tinymem")

@@ -6,7 +6,7 @@ import pytorch_lightning as pl
 
 from memlab.registry import Registry
 
-REGULARIZERS = Registry("regularizer")
+REGULARIZERS = Registry("regularizer", key="regularizer.name")
 
 
 @REGULARIZERS.register("none")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from memlab.registry import Registry
 
-METHODS = Registry("unlearning method")
+METHODS = Registry("unlearning method", key="unlearn.name")
 
 # the paper's eleven methods (reference CLI name in brackets)
 NEURON_METHODS = ["zero_out", "activations", "slimming", "hard_concrete", "integrated_gradients"]
