@@ -1,0 +1,141 @@
+"""``python -m memlab.report``: best run per (setting, method), tables, reference CSVs and figures.
+
+Examples::
+
+    python -m memlab.report                                   # the default results store
+    python -m memlab.report results=outputs/results out_dir=outputs/report
+    python -m memlab.report reference_csv=../shared/data/reference-results/all_pythia_unlearning_runs.csv
+    WANDB_MODE=offline python -m memlab.report wandb.enabled=true
+
+Selection rules: :mod:`memlab.analysis.selection` (paper-results.md §2).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from memlab.analysis import plots, reference_csv, tables, wandb_utils
+from memlab.analysis.results_store import ResultsStore
+from memlab.analysis.selection import (
+    Setting,
+    assign_settings,
+    select_all,
+    settings_from_config,
+    unlearning_rows,
+)
+
+log = logging.getLogger(__name__)
+REFERENCE_KIND = {"pythia": "pythia_best", "math": "tinymem", "language": "tinymem"}
+
+
+def load_rows(cfg: DictConfig) -> pd.DataFrame:
+    """Rows to report on: an imported reference CSV, or the results store."""
+    if cfg.get("reference_csv"):
+        return reference_csv.read_reference_pythia(cfg.reference_csv)
+    return ResultsStore(Path(cfg.results)).load()
+
+
+def _write_setting(
+    setting: Setting, runs: pd.DataFrame, best: pd.DataFrame, out: Path
+) -> list[str]:
+    crit = setting.criterion
+    table = tables.best_run_table(best, crit.group_by, crit.utility)
+    best.to_csv(out / f"best_{setting.name}.csv", index=False)
+    kind = REFERENCE_KIND.get(setting.name)
+    if kind:
+        reference_csv.to_reference(best, kind).to_csv(out / f"best_{setting.name}.reference.csv")
+    return [f"## {setting.name}: best run per method ({len(best)} rows of {len(runs)} runs)", "",
+            tables.markdown(table), ""]  # fmt: skip
+
+
+def _figures(
+    setting: Setting, runs: pd.DataFrame, best: pd.DataFrame, cfg: DictConfig
+) -> dict[str, Path]:
+    out = Path(cfg.out_dir)
+    crit = setting.criterion
+    return {
+        f"{setting.name}/mem_vs_{crit.utility}": plots.plot_mem_vs_utility(
+            runs,
+            best,
+            out / f"{setting.name}_mem_vs_{crit.utility}.png",
+            utility=crit.utility,
+            group_by=crit.group_by,
+            title=f"{setting.name}: memorization vs {crit.utility}",
+            max_cells=int(cfg.max_cells),
+        ),  # fmt: skip
+        f"{setting.name}/cost": plots.plot_cost(
+            runs, out / f"{setting.name}_cost.png", title=f"{setting.name}: cost per method"
+        ),
+    }
+
+
+def _training_figure(cfg: DictConfig) -> dict[str, Path]:
+    if not cfg.get("training_csv"):
+        return {}
+    curves = reference_csv.read_csv(cfg.training_csv).rename(columns={"perc_mem": "mem/perc"})
+    hue = "n_layer" if "n_layer" in curves else None
+    path = plots.plot_memorization_over_training(
+        curves, Path(cfg.out_dir) / "mem_over_training.png", hue=hue
+    )
+    return {"training/mem_over_training": path}
+
+
+def build_report(cfg: DictConfig) -> dict[str, Any]:
+    """Select, tabulate, export and plot; returns the best rows and the written files."""
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = unlearning_rows(load_rows(cfg))
+    settings = settings_from_config(OmegaConf.to_container(cfg.settings, resolve=True))  # type: ignore[arg-type]
+    best = select_all(rows, settings)
+    setting_of = assign_settings(rows, settings)
+    lines, figures = ["# memlab report", ""], {}
+    for setting in settings:
+        sel = best[best["setting"] == setting.name] if "setting" in best else best.iloc[0:0]
+        if sel.empty:
+            continue
+        runs = rows[setting_of == setting.name]
+        lines += _write_setting(setting, runs, sel, out)
+        if cfg.figures:
+            figures.update(_figures(setting, runs, sel, cfg))
+    if cfg.figures:
+        figures.update(_training_figure(cfg))
+    (out / "best_runs.md").write_text("\n".join(lines))
+    best.to_csv(out / "best_runs.csv", index=False)
+    if wandb_utils.enabled(cfg.wandb):
+        _log_wandb(cfg, best, figures)
+    return {"best": best, "figures": figures, "markdown": out / "best_runs.md"}
+
+
+def _log_wandb(cfg: DictConfig, best: pd.DataFrame, figures: dict[str, Path]) -> None:
+    opts = OmegaConf.to_container(cfg.wandb, resolve=True)
+    run = wandb_utils.start_run(opts, group=str(opts.get("group", "report")), name="report",  # type: ignore[union-attr]
+                                job_type="report", config={"results": str(cfg.results)})  # fmt: skip
+    try:
+        wandb_utils.log_table(run, "report/best_runs", best)
+        wandb_utils.log_images(run, {k: str(v) for k, v in figures.items()})
+        run.summary["report/n_best_rows"] = len(best)
+    finally:
+        run.finish()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="report")
+def _main(cfg: DictConfig) -> None:
+    result = build_report(cfg)
+    print(Path(result["markdown"]).read_text())
+    for name, path in result["figures"].items():
+        print(f"figure {name}: {path}")
+
+
+def main() -> None:
+    """Console-script entry point (``memlab-report``)."""
+    _main()
+
+
+if __name__ == "__main__":
+    main()
