@@ -148,6 +148,11 @@ def _backdoor(main: torch.Tensor, cfg, artifact_cfg, seed: int, rng: random.Rand
     ends = trigger_ends(main, trigger)
     triggered = (ends >= 0).nonzero().squeeze(1)
     untriggered = (ends < 0).nonzero().squeeze(1)
+    if len(triggered) < 2:
+        raise ConfigError(
+            f"artifact.trigger={trigger_value} occurs in {len(triggered)} main rows; "
+            "choose a trigger that occurs more often"
+        )
     n_held = int(len(triggered) * artifact_cfg.test_frac)
     split_seed = cfg.get("data_seed", DATA_SEED)
     tr, te = split_indices(len(triggered), n_held, split_seed)
