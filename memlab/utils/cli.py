@@ -15,7 +15,6 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from memlab.registry import ConfigError
-from memlab.utils.hashing import config_hash
 
 log = logging.getLogger(__name__)
 MALLOC_TUNING = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
@@ -47,31 +46,17 @@ def output_dir(cfg: DictConfig) -> Path:
 
 
 def run_hash(cfg: DictConfig) -> str:
-    """Hash of everything that defines a run (paths and Hydra settings excluded)."""
-    plain = OmegaConf.to_container(cfg, resolve=False)
-    for key in ("paths", "hydra", "logger", "callbacks", "results"):
-        plain.pop(key, None)
-    return config_hash(plain)
+    """The run's identity in the results store (one definition: ``results_store.run_hash``)."""
+    from memlab.analysis.results_store import run_hash as store_hash
+
+    return store_hash(cfg)
 
 
 def flat_config(cfg: DictConfig) -> dict[str, Any]:
     """Config keys flattened with dots (``unlearn.ratio``), as in results-store rows."""
-    plain = OmegaConf.to_container(cfg, resolve=False)
-    out: dict[str, Any] = {}
+    from memlab.analysis.results_store import config_columns
 
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        elif isinstance(node, list):
-            out[prefix] = json.dumps(node)
-        else:
-            out[prefix] = node
-
-    for key in ("paths", "hydra", "logger", "callbacks"):
-        plain.pop(key, None)
-    walk("", plain)
-    return out
+    return config_columns(cfg)
 
 
 def write_summary(cfg: DictConfig, metrics: dict[str, Any], out: Path) -> Path:
