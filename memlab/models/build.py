@@ -25,6 +25,8 @@ def _tinymem(model_cfg, data: TinyMemData) -> nn.Module:
 
 def build_model(model_cfg, data: TinyMemData) -> nn.Module:
     """A fresh model for ``data`` (vocabulary and context come from the data)."""
+    import memlab.models.hf  # noqa: F401  (registers the pretrained builders hf / pythia)
+
     return MODELS.get(model_cfg.name)(model_cfg, data)
 
 

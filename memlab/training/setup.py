@@ -15,6 +15,7 @@ from memlab.data.bundle import TinyMemData
 from memlab.metrics.evaluate import check_windows
 from memlab.training.eval_callback import MemorizationEval
 from memlab.training.lm_module import LMModule
+from memlab.training.strategy import trainer_kwargs
 
 
 @dataclass
@@ -44,5 +45,5 @@ def make_fit(cfg: DictConfig, data: TinyMemData, model, extra_callbacks: list | 
     evaluator = MemorizationEval(data, cfg.eval, cfg.train.eval_every)
     callbacks = [*instantiate_group(cfg.get("callbacks")), evaluator, *(extra_callbacks or [])]
     loggers = instantiate_group(cfg.get("logger")) or False
-    trainer = pl.Trainer(**cfg.trainer, callbacks=callbacks, logger=loggers)
+    trainer = pl.Trainer(**trainer_kwargs(cfg.trainer), callbacks=callbacks, logger=loggers)
     return Fit(trainer, module, evaluator)

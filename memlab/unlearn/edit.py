@@ -39,14 +39,24 @@ class Edit:
 
     @torch.no_grad()
     def apply(self, model: nn.Module) -> nn.Module:
-        """Zero the masked entries of ``model`` in place (and return it)."""
+        """Zero the masked entries of ``model`` in place (and return it). ZeRO-3 partitioned
+        models go through the gathering helper :func:`memlab.models.zero3.apply_edit_zero3`."""
         params = dict(model.named_parameters())
-        for name, keep in self.masks.items():
+        if any(hasattr(p, "ds_id") for p in params.values()):  # DeepSpeed ZeRO-3 partitioned
+            from memlab.models.zero3 import apply_edit_zero3
+
+            return apply_edit_zero3(self, model)
+        for name in self.masks:
             if name not in params:
                 raise KeyError(f"edit parameter {name} is not in the model")
-            p = params[name]
-            p.mul_(keep.to(device=p.device, dtype=p.dtype))
+        self.zero_masked({name: params[name] for name in self.masks})
         return model
+
+    @torch.no_grad()
+    def zero_masked(self, params: dict[str, torch.Tensor]) -> None:
+        """Multiply each given (full, gathered) parameter by its keep-mask in place."""
+        for name, p in params.items():
+            p.mul_(self.masks[name].to(device=p.device, dtype=p.dtype))
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
