@@ -61,3 +61,15 @@ def repeat_groups(
         index.append(repeated)
         group_id.append(torch.full_like(repeated, g))
     return torch.cat(index), torch.cat(group_id)
+
+
+def grouped(artifact, powers: list[int], rng: random.Random):
+    """Give ``artifact`` (an ArtifactSet) its duplication groups for ``powers`` (spec §6): one group
+    of every row when there is a single power, else a shuffled round-robin deal."""
+    artifact.powers = list(powers)
+    artifact.groups = (
+        duplication_groups(len(artifact), artifact.powers, rng)
+        if len(artifact.powers) > 1
+        else [torch.arange(len(artifact))]
+    )
+    return artifact
