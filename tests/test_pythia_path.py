@@ -1,0 +1,139 @@
+"""The production path on CPU: HF loading (local directory, revision, dtype), memorized-sequence
+data, and every Pythia unlearning method end to end through the runner on a tiny GPT-NeoX that
+memorized planted sequences (the stand-in for Pythia + MemPi's files)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from memlab.data.build import load_data
+from memlab.models.build import build_model
+from memlab.registry import ConfigError
+from tests.conftest import compose_config
+from tests.planted import train_planted
+
+PYTHIA_METHODS = [
+    "activations",
+    "slimming",
+    "hard_concrete",
+    "greedy",
+    "durable",
+    "durable_aggregate",
+    "subnet",
+    "balanced_subnet",
+]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    return train_planted(tmp_path_factory.mktemp("planted_pythia"))
+
+
+def pythia_overrides(planted, *extra: str) -> list[str]:
+    return [
+        "model=hf",
+        f"model.path={planted.model_dir}",
+        "data=pythia_memorized",
+        f"data.memorized_file={planted.memorized_file}",
+        f"data.ppl_file={planted.ppl_file}",
+        "eval=pythia",
+        *extra,
+    ]
+
+
+def test_memorized_file_becomes_the_data_contract(tmp_path, planted):
+    cfg = compose_config("train", pythia_overrides(planted, "data.ppl_fraction=0.25"), tmp_path)
+    data = load_data(cfg)
+    art = data.artifact
+    assert art.kind == "natural" and torch.equal(art.rows, planted.planted)
+    assert torch.equal(art.clean, art.rows) and art.start.tolist() == [32] * len(planted.planted)
+    assert torch.equal(data.test["pile"], planted.unseen[:16])  # 64 rows × 0.25
+    assert torch.equal(data.clean_train(), planted.unseen[16:])  # retain = the rest
+    assert data.eos_id == 0 and data.pad_id == 0
+
+
+def test_ppl_file_is_recut_to_the_row_length(tmp_path, planted):
+    long_rows = planted.unseen.reshape(-1)[: 40 * 128].reshape(40, 128)  # MemPi-like [M, 128]
+    torch.save(long_rows, tmp_path / "ppl128.pt")
+    cfg = compose_config(
+        "train", pythia_overrides(planted, f"data.ppl_file={tmp_path / 'ppl128.pt'}"), tmp_path
+    )
+    data = load_data(cfg)
+    rows = torch.cat([data.test["pile"], data.train])
+    assert rows.shape == (64, 80) and torch.equal(rows.reshape(-1), long_rows.reshape(-1))
+
+
+def test_local_directory_loads_the_saved_weights_in_the_asked_dtype(tmp_path, planted):
+    from transformers import AutoModelForCausalLM
+
+    saved = AutoModelForCausalLM.from_pretrained(planted.model_dir)
+    cfg = compose_config("train", pythia_overrides(planted, "model.dtype=bf16"), tmp_path)
+    data = load_data(cfg)
+    data.vocab_size, data.eos_id = 7, 5  # replaced by the model config's values
+    model = build_model(cfg.model, data)
+    assert not model.training
+    assert all(p.dtype == torch.bfloat16 for p in model.parameters())
+    for (name, p), q in zip(model.named_parameters(), saved.parameters()):
+        assert torch.equal(p, q.to(torch.bfloat16)), name
+    assert (data.vocab_size, data.eos_id, data.pad_id) == (64, 0, 0)
+
+
+def test_revision_and_dtype_are_forwarded_to_from_pretrained(monkeypatch, tmp_path, planted):
+    import transformers
+
+    from memlab.models.hf import load_hf_causal_lm
+
+    calls = []
+
+    def fake_from_pretrained(source, **kwargs):
+        calls.append((source, kwargs))
+        return torch.nn.Linear(1, 1)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", fake_from_pretrained)
+    cfg = compose_config("train", ["model=pythia_6.9b", "model.revision=step36000"], tmp_path)
+    load_hf_causal_lm(cfg.model)
+    source, kwargs = calls[-1]
+    assert source == "EleutherAI/pythia-6.9b-deduped"
+    assert kwargs["revision"] == "step36000" and kwargs["dtype"] == torch.float16
+    # a local directory wins over repo + revision
+    cfg.model.path = str(planted.model_dir)
+    load_hf_causal_lm(cfg.model)
+    assert calls[-1][0] == str(planted.model_dir) and "revision" not in calls[-1][1]
+
+
+def test_presets_name_the_paper_models(tmp_path):
+    expected = {
+        "pythia_2.8b": "EleutherAI/pythia-2.8b-deduped",
+        "pythia_6.9b": "EleutherAI/pythia-6.9b-deduped",
+        "pythia_160m": "EleutherAI/pythia-160m-deduped",
+    }
+    for preset, repo in expected.items():
+        model = compose_config("train", [f"model={preset}"], tmp_path).model
+        assert (model.name, model.repo, model.revision, model.dtype) == (
+            "pythia",
+            repo,
+            "step143000",
+            "fp16",
+        )
+    ev = compose_config("train", ["eval=pythia"], tmp_path).eval
+    assert (ev.prompt_len, ev.k, ev.suppress_eos) == (32, 40, False)
+
+
+def test_loader_errors_are_one_line(tmp_path, planted):
+    from memlab.models.hf import load_hf_causal_lm
+
+    bad = OmegaConf.create({"path": str(tmp_path / "missing"), "dtype": "fp16"})
+    with pytest.raises(ConfigError, match="model.path=.*not a directory"):
+        load_hf_causal_lm(bad)
+    with pytest.raises(ConfigError, match="model.dtype='fp8'"):
+        load_hf_causal_lm(OmegaConf.create({"path": str(planted.model_dir), "dtype": "fp8"}))
+    offline = OmegaConf.create({"repo": "EleutherAI/no-such-model", "revision": "step1"})
+    with pytest.raises(ConfigError, match="cannot load model EleutherAI/no-such-model@step1"):
+        load_hf_causal_lm(offline)
+    big = tmp_path / "big.pt"
+    torch.save(torch.full((2, 80), 100), big)  # token ids beyond the tiny vocabulary
+    cfg = compose_config("train", pythia_overrides(planted, f"data.memorized_file={big}"), tmp_path)
+    with pytest.raises(ConfigError, match="token id 100"):
+        build_model(cfg.model, load_data(cfg))
