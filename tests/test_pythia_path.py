@@ -137,3 +137,26 @@ def test_loader_errors_are_one_line(tmp_path, planted):
     cfg = compose_config("train", pythia_overrides(planted, f"data.memorized_file={big}"), tmp_path)
     with pytest.raises(ConfigError, match="token id 100"):
         build_model(cfg.model, load_data(cfg))
+
+
+def test_lm_module_builds_a_pretrained_model_in_configure_model(tmp_path, planted):
+    import pytorch_lightning as pl
+
+    from memlab.data.datamodule import batch_loader
+    from memlab.models.hf import pretrained_factory
+    from memlab.training.lm_module import LMModule
+
+    cfg = compose_config("train", pythia_overrides(planted, "trainer.max_epochs=1"), tmp_path)
+    module = LMModule(pretrained_factory(cfg.model), cfg.optim, pad_id=0)
+    assert module.model is None  # nothing is loaded before the strategy is set up
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, train_dataloaders=batch_loader(planted.unseen[:8], 8, seed=0))
+    assert type(module.model).__name__ == "GPTNeoXForCausalLM"
+    assert trainer.global_step == 1

@@ -12,6 +12,8 @@ Registered in the model registry as ``hf`` (any causal LM) and ``pythia`` (GPT-N
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -122,3 +124,12 @@ def _pretrained(model_cfg: DictConfig, data: TinyMemData) -> nn.Module:
     check_token_range(data, model)
     adopt_model_vocab(data, model)
     return model
+
+
+def pretrained_factory(model_cfg, strategy=None) -> Callable[[], nn.Module]:
+    """A zero-argument builder for ``LMModule(model=...)``: the model is then loaded inside
+    ``configure_model`` — with transformers' ZeRO-3 aware loader when ``strategy`` is DeepSpeed
+    stage 3 — instead of being materialised in full on every rank first."""
+    from memlab.training.strategy import deepspeed_config_of
+
+    return functools.partial(load_hf_causal_lm, model_cfg, deepspeed_config_of(strategy))

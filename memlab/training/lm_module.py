@@ -7,6 +7,8 @@ the reference (Q12); ``mask_padding: true`` ignores the trailing padding instead
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -33,19 +35,26 @@ class LMModule(pl.LightningModule):
 
     def __init__(
         self,
-        model: nn.Module,
+        model: nn.Module | Callable[[], nn.Module],
         optim_cfg,
         pad_id: int,
         mask_padding: bool = False,
         run_config: dict | None = None,
     ) -> None:
         super().__init__()
-        self.model = model
+        # a factory is called in configure_model (DeepSpeed ZeRO-3 partitions the model as it is built)
+        self.model_factory = None if isinstance(model, nn.Module) else model
+        self.model = model if isinstance(model, nn.Module) else None
         self.run_config = run_config or {}
         self.optim_cfg = optim_cfg
         self.pad_id = pad_id
         self.mask_padding = mask_padding
         self.example_index: torch.Tensor | None = None  # read by example-tied dropout
+
+    def configure_model(self) -> None:
+        """Build the model from its factory, once, on the strategy's device / under zero.Init."""
+        if self.model is None and self.model_factory is not None:
+            self.model = self.model_factory()
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return logits_of(self.model, input_ids)
