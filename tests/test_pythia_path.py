@@ -160,3 +160,62 @@ def test_lm_module_builds_a_pretrained_model_in_configure_model(tmp_path, plante
     trainer.fit(module, train_dataloaders=batch_loader(planted.unseen[:8], 8, seed=0))
     assert type(module.model).__name__ == "GPTNeoXForCausalLM"
     assert trainer.global_step == 1
+
+
+# ratios at which each method removes the planted memorization of the tiny model (CPU-sized runs)
+METHOD_OVERRIDES = {
+    "activations": ["unlearn.ratio=0.1"],
+    "slimming": ["unlearn.ratio=0.1"],
+    "hard_concrete": ["unlearn.ratio=0.1"],
+    "greedy": ["unlearn.ratio=1e-3", "unlearn.count=mlp"],
+    "durable": ["unlearn.ratio=0.05"],
+    "durable_aggregate": ["unlearn.ratio=0.05"],
+    "subnet": ["unlearn.ratio=0.1", "unlearn.epochs=2"],
+    "balanced_subnet": ["unlearn.ratio=0.1", "unlearn.epochs=5"],
+}
+assert set(METHOD_OVERRIDES) == set(PYTHIA_METHODS)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny matrices: one thread is much faster than two on a shared, loaded CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def unlearn_cfg(tmp_path, planted, *extra: str):
+    return compose_config("unlearn", pythia_overrides(planted, "results=false", *extra), tmp_path)
+
+
+@pytest.mark.parametrize("method", PYTHIA_METHODS)
+def test_pythia_method_runs_through_the_runner(tmp_path, planted, method, one_thread):
+    from transformers import AutoModelForCausalLM
+
+    from memlab.metrics.memorization import greedy_match
+    from memlab.unlearn.edit import Edit
+    from memlab.unlearn.runner import run
+
+    saved = AutoModelForCausalLM.from_pretrained(planted.model_dir)
+    memorized = greedy_match(saved, planted.planted, 32, 40)
+    row = run(unlearn_cfg(tmp_path, planted, f"unlearn={method}", *METHOD_OVERRIDES[method]))
+    # % memorized over the whole file; forget set = the memorized rows; retain = 2nd half of ppl file
+    assert row["before/mem/perc"] == pytest.approx(100.0 * memorized.float().mean().item())
+    assert row["forget/n"] == memorized.sum().item() and row["retain/n"] == 32
+    assert row["after/mem/perc"] < row["before/mem/perc"]
+    assert torch.isfinite(torch.tensor(row["after/util/ppl"]))
+    edit = Edit.load(tmp_path / "run" / "edit.safetensors")
+    assert edit.method == method and edit.n_changed == row["edit/n_changed"] > 0
+    assert not (tmp_path / "run" / "edited_model").exists()  # full models only on request (Q26)
+
+
+def test_saved_pythia_edit_reapplies_to_the_same_metrics(tmp_path, planted, one_thread):
+    from memlab.unlearn.runner import run
+
+    first = run(unlearn_cfg(tmp_path / "a", planted, "unlearn=durable", "unlearn.ratio=0.05"))
+    edit_file = tmp_path / "a" / "run" / "edit.safetensors"
+    again = run(unlearn_cfg(tmp_path / "b", planted, f"apply_edit={edit_file}", "save_model=true"))
+    for key in ("after/mem/perc", "after/util/ppl", "after/util/ppl_ref", "edit/n_changed"):
+        assert again[key] == first[key], key
+    assert (tmp_path / "b" / "run" / "edited_model" / "config.json").is_file()

@@ -14,9 +14,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 
-def trainer_kwargs(trainer_cfg: DictConfig) -> dict[str, Any]:
-    """``pl.Trainer(**trainer_kwargs(cfg.trainer))``: the strategy instantiated when configured."""
-    kwargs = OmegaConf.to_container(trainer_cfg, resolve=True)
+def trainer_kwargs(trainer_cfg: DictConfig | dict) -> dict[str, Any]:
+    """``pl.Trainer(**trainer_kwargs(cfg.trainer))``: the strategy instantiated when configured
+    (``trainer_cfg`` may be a config node or the plain dict of one)."""
+    kwargs = OmegaConf.to_container(OmegaConf.create(trainer_cfg), resolve=True)
     strategy = kwargs.get("strategy")
     if isinstance(strategy, dict) and "_target_" in strategy:
         kwargs["strategy"] = instantiate(strategy)
