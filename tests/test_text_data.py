@@ -365,7 +365,7 @@ def test_fallback_trains_a_bpe_and_says_so(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         streams = token_streams(cfg.data)
     assert streams.vocab_size == 300
-    assert "training a byte-level BPE" in caplog.text
+    assert "using a byte-level BPE (vocab 300) trained on the corpus instead" in caplog.text
 
 
 def test_too_few_blocks_for_the_noise_is_one_line(tmp_path):

@@ -104,21 +104,31 @@ def _tokenizer(cfg, train_split, cache_dir: Path | None):
             if not cfg.tokenizer_fallback:
                 raise
             log.warning(
-                "tokenizer '%s' is not available offline: training a byte-level BPE "
-                "(vocab %d) on the corpus instead (data.tokenizer_fallback=true)",
+                "tokenizer '%s' is not available offline: using a byte-level BPE "
+                "(vocab %d) trained on the corpus instead (data.tokenizer_fallback=true)",
                 cfg.tokenizer,
                 cfg.bpe_vocab_size,
             )
     else:
-        log.info("training a byte-level BPE (vocab %d) on the corpus", cfg.bpe_vocab_size)
+        log.info("using a byte-level BPE (vocab %d) trained on the corpus", cfg.bpe_vocab_size)
     tokenizer = cached_bpe(
         bpe_dir, train_split.batches(), cfg.bpe_vocab_size, train_split.num_lines
     )
     return tokenizer, str(bpe_dir) if bpe_dir else f"{TRAIN_BPE}:{cfg.bpe_vocab_size}"
 
 
+def _empty(split: str) -> ConfigError:
+    return ConfigError(
+        f"data.corpus: the {split} text is empty (0 tokens); give it some text "
+        "(data.corpus.train / data.corpus.test, or corpus.test_fraction > 0)"
+    )
+
+
 def tokenize_corpus(cfg, cache_dir: Path | None) -> TokenStreams:
     splits = text_splits(cfg.corpus)
+    for split, part in splits.items():
+        if part.num_lines == 0:
+            raise _empty(split)
     tokenizer, name = _tokenizer(cfg, splits["train"], cache_dir)
     ids = special_ids(tokenizer)
     streams = {
@@ -127,10 +137,7 @@ def tokenize_corpus(cfg, cache_dir: Path | None) -> TokenStreams:
     }
     for split, stream in streams.items():
         if stream.numel() == 0:
-            raise ConfigError(
-                f"data.corpus: the {split} text is empty (0 tokens); give it some text "
-                "(data.corpus.train / data.corpus.test, or corpus.test_fraction > 0)"
-            )
+            raise _empty(split)
     log.info(
         "tokenized with %s: %d train and %d test tokens (vocab %d)",
         name,
