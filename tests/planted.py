@@ -5,26 +5,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
-from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+from omegaconf import OmegaConf
+from transformers import GPTNeoXForCausalLM
+
+from memlab.models.build import build_model
 
 VOCAB, SEQ_LEN = 64, 80
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
-def tiny_neox_config(vocab: int = VOCAB, hidden: int = 64, layers: int = 2) -> GPTNeoXConfig:
-    return GPTNeoXConfig(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        intermediate_size=4 * hidden,
-        max_position_embeddings=128,
-        eos_token_id=0,
-        bos_token_id=0,
-        pad_token_id=0,
-        use_cache=False,
-    )
+def tiny_neox(hidden: int = 32, layers: int = 2, vocab: int = VOCAB) -> GPTNeoXForCausalLM:
+    """A random GPT-NeoX from the project's ``model=tiny_neox`` builder (EOS = pad = 0)."""
+    cfg = OmegaConf.load(CONF / "model" / "tiny_neox.yaml")
+    cfg.merge_with({"hidden": hidden, "inner": 4 * hidden, "n_layer": layers})
+    data = SimpleNamespace(vocab_size=vocab, max_ctx=128, bos_id=0, eos_id=0, pad_id=0)
+    return build_model(cfg, data)
 
 
 @dataclass
@@ -55,7 +53,7 @@ def train_planted(
 
 def _train(tmp: Path, n_planted: int, steps: int, hidden: int, seed: int) -> Planted:
     torch.manual_seed(seed)
-    model = GPTNeoXForCausalLM(tiny_neox_config(hidden=hidden))
+    model = tiny_neox(hidden)
     planted, unseen = random_rows(n_planted, seed + 1), random_rows(64, seed + 2)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()

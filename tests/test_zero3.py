@@ -13,12 +13,12 @@ from memlab.models.mlp_adapter import MLPAdapter
 from memlab.models.mlp_snapshot import MLPSnapshot
 from memlab.unlearn.edit import Edit
 from tests.conftest import compose_config
-from tests.planted import tiny_neox_config
+from tests.planted import tiny_neox
 
 
-def tiny_neox(seed: int = 0) -> GPTNeoXForCausalLM:
+def seeded_neox(seed: int = 0) -> GPTNeoXForCausalLM:
     torch.manual_seed(seed)
-    return GPTNeoXForCausalLM(tiny_neox_config(hidden=32)).eval()
+    return tiny_neox(hidden=32).eval()
 
 
 def random_edit(model: torch.nn.Module, seed: int = 1) -> Edit:
@@ -30,7 +30,7 @@ def random_edit(model: torch.nn.Module, seed: int = 1) -> Edit:
 
 
 def test_snapshot_restores_only_mlp_weights():
-    model = tiny_neox()
+    model = seeded_neox()
     before = {n: p.clone() for n, p in model.state_dict().items()}
     snap = MLPSnapshot(model)
     assert set(snap.weights) == set(MLPAdapter(model).parameters())
@@ -53,11 +53,11 @@ def test_edit_through_zero3_helper_equals_plain_edit(monkeypatch):
     env = dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), RANK="0", WORLD_SIZE="1")
     for key, value in {**env, "LOCAL_RANK": "0"}.items():
         monkeypatch.setenv(key, value)
-    plain = tiny_neox()
+    plain = seeded_neox()
     edit = random_edit(plain)
     expected = {n: p.detach().clone() for n, p in edit.apply(plain).named_parameters()}
 
-    model = tiny_neox()  # same seed → same initial weights
+    model = seeded_neox()  # same seed → same initial weights
     config = {
         "train_micro_batch_size_per_gpu": 1,
         "zero_optimization": {"stage": 3},
