@@ -31,12 +31,15 @@ def plant(preset: str, out: Path, steps: int, vocab: int) -> None:
         cfg = compose("train", overrides=[f"model={preset}"])
     g = torch.Generator().manual_seed(0)
     rows = torch.randint(1, vocab, (N_PLANTED + N_OTHER, SEQ_LEN), generator=g)
+    empty = torch.zeros(0, dtype=torch.long)
     data = TinyMemData(
-        rows,
-        *[torch.zeros(0)] * 3,
-        ["pile"],
-        {},
-        None,
+        train=rows,
+        train_dist=empty,
+        train_twin=empty,
+        train_group=empty,
+        dist_names=["pile"],
+        test={},
+        artifact=None,
         vocab_size=vocab,
         pad_id=0,
         eos_id=0,
