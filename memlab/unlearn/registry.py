@@ -48,6 +48,7 @@ class UnlearnContext:
     pad_id: int
     eos_id: int | None
     seed: int = 0
+    trainer: dict | None = None  # the run's Lightning trainer preset (mask-training methods use it)
 
 
 def get_method(name: str):
