@@ -23,6 +23,13 @@ def _tinymem(model_cfg, data: TinyMemData) -> nn.Module:
     )
 
 
+@MODELS.register("tiny_neox")
+def _tiny_neox(model_cfg, data: TinyMemData) -> nn.Module:
+    from memlab.models.tiny_neox import build_tiny_neox
+
+    return build_tiny_neox(model_cfg, data)
+
+
 def build_model(model_cfg, data: TinyMemData) -> nn.Module:
     """A fresh model for ``data`` (vocabulary and context come from the data)."""
     import memlab.models.hf  # noqa: F401  (registers the pretrained builders hf / pythia)
