@@ -45,6 +45,12 @@ class UnitGates(nn.Module):
         raise NotImplementedError
 
 
+@torch.no_grad()
+def sparsity(gates: UnitGates) -> float:
+    """The current value of the sparsity term (what early stopping compares with stop_loss)."""
+    return float(gates.penalty())
+
+
 def train_gates(
     model: nn.Module,
     gates: UnitGates,
@@ -75,12 +81,12 @@ def train_gates(
                     loss.backward()
                     optimizer.step()
                     steps += 1
-                    if check and float(gates.penalty()) < hp["stop_loss"]:
+                    if check and sparsity(gates) < hp["stop_loss"]:
                         stopped = True
                         break  # the reference only leaves this epoch's batch loop
                 if stopped and not reference:
                     break
         gates.eval()
-    info = {"steps": steps, "stopped_early": stopped, "penalty": float(gates.penalty())}
+    info = {"steps": steps, "stopped_early": stopped, "penalty": sparsity(gates)}
     log.info("gate training: %s", info)
     return info
