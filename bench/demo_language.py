@@ -10,6 +10,7 @@ test perplexity in both definitions (token-weighted and the reference's mean of 
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -59,6 +60,7 @@ def main(overrides: list[str]) -> None:
     from memlab.models.build import build_model
     from memlab.training.setup import make_fit
 
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # one line per evaluation
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     with tempfile.TemporaryDirectory() as tmp:
         cfg = demo_config(Path(tmp), overrides)
