@@ -197,6 +197,7 @@ def train_supermask(
     loader = torch.utils.data.DataLoader(data, batch_size=None)
     opt = {k: float(cfg[k]) for k in ("lr", "momentum", "weight_decay")}
     was_training = model.training
+    model.train()  # as the reference (TinyMem and Pythia have no dropout: only the mode flag)
     with Supermasks(model, cfg.ratio, seed) as masks:
         module = SupermaskModule(model, masks.scores(), objective, opt)
         with torch.enable_grad():
