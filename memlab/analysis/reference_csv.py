@@ -17,22 +17,11 @@ from typing import Any
 import pandas as pd
 
 from memlab.registry import ConfigError
+from memlab.unlearn.registry import REFERENCE_NAMES as REFERENCE_CLI_NAMES
 from memlab.utils.hashing import config_hash
 
-# Reference CLI name (`--localization_method`) → memlab method name (the YAML name in conf/unlearn/).
-METHOD_NAMES: dict[str, str] = {
-    "zero": "zero_out",
-    "act": "activations",
-    "slim": "slimming",
-    "hc": "hard_concrete",
-    "ig": "integrated_gradients",
-    "greedy": "greedy",
-    "durable": "durable",
-    "durable_agg": "durable_aggregate",
-    "obs": "second_order",
-    "random": "subnet",
-    "random_greedy": "balanced_subnet",
-}
+# Reference CLI name (`--localization_method`) → memlab method name: one table, in the method registry.
+METHOD_NAMES: dict[str, str] = dict(REFERENCE_CLI_NAMES)
 REFERENCE_NAMES: dict[str, str] = {v: k for k, v in METHOD_NAMES.items()}
 
 # Reference Pythia argument column → memlab config key.
