@@ -73,3 +73,13 @@ def test_cli_prints_one_line_for_bad_input(tmp_path):
     lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("memlab: error")]
     assert lines == ["memlab: error: unknown data family data.name='fib'; known: increment, mult"]
     assert "Traceback" not in proc.stderr
+
+
+def test_evaluate_reproduces_the_training_summary(tiny_run, tmp_path):
+    from memlab.evaluate import run as evaluate
+
+    cfg = compose_config("evaluate", [f"ckpt={tiny_run.ckpt}"], tmp_path)
+    metrics = evaluate(cfg)
+    assert metrics["mem/perc"] == pytest.approx(tiny_run.metrics["mem/perc"])
+    assert metrics["util/acc_mean"] == pytest.approx(tiny_run.metrics["util/acc_mean"])
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["mem/n_eval"] > 0
