@@ -67,7 +67,11 @@ def backdoor_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("backdoor")
     skip = ("trainer.max_epochs", "artifact.num_noise")
     overrides = [o for o in TINY_OVERRIDES if not o.startswith(skip)]
-    cfg = compose_config("train", [*overrides, "artifact=backdoor", "artifact.trigger=10", "trainer.max_epochs=15"], tmp)
+    cfg = compose_config(
+        "train",
+        [*overrides, "artifact=backdoor", "artifact.trigger=10", "trainer.max_epochs=15"],
+        tmp,
+    )
     metrics = run(cfg)
     return cfg, tmp / "run" / "checkpoints" / "last.ckpt", metrics
 
