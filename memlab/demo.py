@@ -12,6 +12,7 @@ Extra arguments are Hydra overrides of the training run (e.g. ``trainer.max_epoc
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -72,6 +73,9 @@ def unlearn(ckpt: Path, train_cfg: DictConfig | None, out: Path) -> dict:
 
 
 def main() -> None:
+    # progress: evaluation lines every `train.eval_every` epochs (the compose API sets up no logging)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("memlab").setLevel(logging.INFO)
     args = sys.argv[1:]
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     root = Path("outputs/runs/demo") / stamp
