@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from memlab.models.mlp_adapter import MLPAdapter
-from memlab.registry import ConfigError
 from memlab.unlearn.edit import Edit
+from memlab.unlearn.ratio import check_ratio as shared_check_ratio
 
 
 def units_per_layer(inner: int, ratio: float) -> int:
@@ -28,14 +28,9 @@ def units_per_layer(inner: int, ratio: float) -> int:
     return min(inner, math.floor(inner * float(ratio) + 1e-9))
 
 
-def check_ratio(ratio: Any) -> None:
-    """One clear line for a ratio outside [0, 1]."""
-    try:
-        value = float(ratio)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"unlearn.ratio={ratio} must be a fraction of units in [0, 1]")
+def check_ratio(ratio: Any) -> float:
+    """One clear line for a ratio outside [0, 1] (the shared check, worded for units)."""
+    return shared_check_ratio(ratio, of="units")
 
 
 def top_units(scores: torch.Tensor, k: int) -> torch.Tensor:

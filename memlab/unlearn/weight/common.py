@@ -21,8 +21,8 @@ from torch import nn
 from memlab.data.datamodule import batch_loader
 from memlab.metrics.forward import model_device
 from memlab.models.mlp_adapter import MLPAdapter
-from memlab.registry import ConfigError
 from memlab.unlearn.edit import Edit
+from memlab.unlearn.ratio import check_ratio  # noqa: F401  (re-exported for the methods)
 
 
 def hparams_of(cfg: Any) -> dict[str, Any]:
@@ -30,17 +30,6 @@ def hparams_of(cfg: Any) -> dict[str, Any]:
     if isinstance(cfg, DictConfig):
         return OmegaConf.to_container(cfg, resolve=True)
     return dict(cfg)
-
-
-def check_ratio(ratio: Any) -> float:
-    """``ratio`` as a float in [0, 1], or one clear line."""
-    try:
-        value = float(ratio)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"unlearn.ratio={ratio} must be a fraction in [0, 1]")
-    return value
 
 
 def count_for(numel: int, ratio: float) -> int:
