@@ -69,10 +69,10 @@ def main(overrides: list[str]) -> None:
         t_data = time.perf_counter() - t0
         torch.manual_seed(cfg.seed)
         fit = make_fit(cfg, data, build_model(cfg.model, data))
-        from memlab.data.datamodule import TinyMemDataModule
+        from memlab.data.datamodule import LMDataModule
 
         t0 = time.perf_counter()
-        fit.trainer.fit(fit.module, datamodule=TinyMemDataModule(cfg, data))
+        fit.trainer.fit(fit.module, datamodule=LMDataModule(cfg, data))
         seconds = time.perf_counter() - t0
     print(
         f"data: {data.train.shape[0]} training rows of {data.max_ctx} tokens "

@@ -24,7 +24,7 @@ SEQ_LEN, N_PLANTED, N_OTHER = 80, 32, 256
 
 
 def plant(preset: str, out: Path, steps: int, vocab: int) -> None:
-    from memlab.data.bundle import TinyMemData
+    from memlab.data.bundle import LMData
     from memlab.models.build import build_model
 
     with initialize_config_dir(CONF, version_base="1.3"):
@@ -32,7 +32,7 @@ def plant(preset: str, out: Path, steps: int, vocab: int) -> None:
     g = torch.Generator().manual_seed(0)
     rows = torch.randint(1, vocab, (N_PLANTED + N_OTHER, SEQ_LEN), generator=g)
     empty = torch.zeros(0, dtype=torch.long)
-    data = TinyMemData(
+    data = LMData(
         train=rows,
         train_dist=empty,
         train_twin=empty,

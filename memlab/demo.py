@@ -6,28 +6,29 @@
 4. print a before/after table and one final line
    ``demo: mem_before=<p> acc_before=<p> mem_after=<p> acc_after=<p>`` (percent).
 
-Extra arguments are Hydra overrides of the training run (e.g. ``trainer.max_epochs=40``);
-``ckpt=<path>`` skips training and unlearns an existing demo checkpoint.
+``ckpt=<path>`` skips training and unlearns an existing demo checkpoint; ``train_overrides`` and
+``unlearn_overrides`` pass Hydra overrides to the two runs (``conf/demo.yaml``).
 """
 
 from __future__ import annotations
 
 import logging
-import sys
-import time
 from pathlib import Path
+from typing import Any
 
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf, open_dict
+from hydra import compose
+from omegaconf import DictConfig, open_dict
 
-from memlab.utils.cli import report_config_errors
+from memlab import train
+from memlab.runs import entry_point, output_dir
+from memlab.unlearn import runner as unlearn_runner
 
-CONF = str(Path(__file__).resolve().parents[1] / "conf")
+log = logging.getLogger(__name__)
 
 
 def composed(name: str, overrides: list[str], out: Path) -> DictConfig:
-    with initialize_config_dir(CONF, version_base="1.3"):
-        cfg = compose(name, overrides=overrides)
+    """A task's config (inside the demo's own Hydra app) writing into ``out``."""
+    cfg = compose(name, overrides=overrides)
     with open_dict(cfg):
         cfg.paths.output_dir = str(out)
     return cfg
@@ -49,11 +50,9 @@ def distributions(metrics: dict) -> list[str]:
     return [k.removeprefix("util/acc/") for k in metrics if k.startswith("util/acc/")]
 
 
-def train(overrides: list[str], out: Path) -> tuple[Path, DictConfig]:
-    from memlab.train import run
-
+def train_demo(overrides: list[str], out: Path) -> Path:
     cfg = composed("train", ["experiment=demo", "~callbacks.progress_bar", *overrides], out)
-    metrics = run(cfg)
+    metrics = train.run(cfg)
     rows = [["memorized noised rows (%)", f"{metrics['mem/perc']:.1f}"]]
     rows.append(["evaluable noised rows", f"{metrics['mem/n_eval']:.0f}"])
     rows += [
@@ -61,53 +60,37 @@ def train(overrides: list[str], out: Path) -> tuple[Path, DictConfig]:
         for d in distributions(metrics)
     ]
     print_table(f"trained TinyMem ({metrics['cost/seconds']:.0f} s)", ["metric", "value"], rows)
-    return out / "checkpoints" / "last.ckpt", cfg
+    return out / "checkpoints" / "last.ckpt"
 
 
-def unlearn(ckpt: Path, train_cfg: DictConfig | None, out: Path) -> dict:
-    from memlab.unlearn.runner import run
-
-    extra = list(train_cfg.get("demo_unlearn", [])) if train_cfg is not None else []
-    cfg = composed("unlearn", ["unlearn=balanced_subnet", f"ckpt={ckpt}", *extra], out)
-    return run(cfg)
-
-
-def main() -> None:
-    # progress: evaluation lines every `train.eval_every` epochs (the compose API sets up no logging)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("memlab").setLevel(logging.INFO)
-    args = sys.argv[1:]
-    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    root = Path("outputs/runs/demo") / stamp
-    ckpt_args = [a for a in args if a.startswith("ckpt=")]
-    if ckpt_args:
-        ckpt = Path(ckpt_args[0].split("=", 1)[1])
-        train_cfg = OmegaConf.create(
-            {"demo_unlearn": composed("train", ["experiment=demo"], root).get("demo_unlearn", [])}
-        )
-    else:
-        ckpt, train_cfg = report_config_errors(lambda a: train(a, root))(args)
-    m = report_config_errors(lambda c: unlearn(c, train_cfg, root / "unlearn"))(ckpt)
-    names = ["mem/perc", "mem/perc_clean", "util/acc_mean"] + [
-        f"util/acc/{d}"
-        for d in distributions({k[7:]: v for k, v in m.items() if k.startswith("before/")})
-    ]
-    rows = [
-        [n, f"{m['before/' + n]:.2f}", f"{m['after/' + n]:.2f}"]
-        for n in names
-        if f"before/{n}" in m
-    ]
-    print_table(
+def print_unlearning(m: dict[str, Any]) -> None:
+    before = {k.removeprefix("before/"): v for k, v in m.items() if k.startswith("before/")}
+    names = ["mem/perc", "mem/perc_clean", "util/acc_mean"]
+    names += [f"util/acc/{d}" for d in distributions(before)]
+    rows = [[n, f"{m['before/' + n]:.2f}", f"{m['after/' + n]:.2f}"] for n in names if n in before]
+    title = (
         f"BalancedSubnet unlearning ({m.get('cost/seconds', 0):.1f} s, "
-        f"{int(m.get('edit/n_changed', 0))} weights masked)",
-        ["metric", "before", "after"],
-        rows,
+        f"{int(m.get('edit/n_changed', 0))} weights masked)"
     )
+    print_table(title, ["metric", "before", "after"], rows)
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Train (unless ``ckpt``), unlearn with the demo's BalancedSubnet preset, print the tables."""
+    root = output_dir(cfg)
+    ckpt = Path(cfg.ckpt) if cfg.ckpt else train_demo(list(cfg.train_overrides), root / "train")
+    preset = list(composed("train", ["experiment=demo"], root).get("demo_unlearn", []))
+    overrides = ["unlearn=balanced_subnet", f"ckpt={ckpt}", *preset, *cfg.unlearn_overrides]
+    m = unlearn_runner.run(composed("unlearn", overrides, root / "unlearn"))
+    print_unlearning(m)
     print(
         f"demo: mem_before={m['before/mem/perc']:.1f} acc_before={m['before/util/acc_mean']:.2f} "
         f"mem_after={m['after/mem/perc']:.1f} acc_after={m['after/util/acc_mean']:.2f}"
     )
+    return m
 
+
+main = entry_point("demo", run)
 
 if __name__ == "__main__":
     main()

@@ -6,14 +6,13 @@ data it was trained with; writes ``summary.json`` in the run directory and print
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from memlab.data.build import load_data
+from memlab.errors import ConfigError
 from memlab.metrics.evaluate import evaluate_model
 from memlab.models.build import load_trained_model, read_checkpoint
-from memlab.registry import ConfigError
-from memlab.utils.cli import output_dir, record_result, report_config_errors, write_summary
+from memlab.runs import entry_point, finish
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -27,16 +26,13 @@ def run(cfg: DictConfig) -> dict[str, float]:
     metrics, _ = evaluate_model(model, data, eval_cfg)
     with open_dict(cfg):
         cfg.eval = eval_cfg
-    write_summary(cfg, metrics, output_dir(cfg))
-    record_result(cfg, metrics)
+    finish(cfg, metrics)
     for name, value in sorted(metrics.items()):
         print(f"{name:28s} {value:10.3f}")
     return metrics
 
 
-@hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    report_config_errors(run)(cfg)
+main = entry_point("evaluate", run)
 
 
 if __name__ == "__main__":

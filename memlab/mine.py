@@ -21,17 +21,15 @@ import json
 import logging
 from pathlib import Path
 
-import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm.auto import tqdm
 
 from memlab.data.pythia_data import read_tokens, write_tokens
+from memlab.errors import ConfigError
 from memlab.metrics.memorization import greedy_match
-from memlab.registry import ConfigError
-from memlab.utils.cli import report_config_errors
-from memlab.utils.hashing import config_hash
+from memlab.runs import config_hash, entry_point
 
 log = logging.getLogger(__name__)
 
@@ -197,9 +195,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     }
 
 
-@hydra.main(config_path="../conf", config_name="mine", version_base="1.3")
-def main(cfg: DictConfig) -> float:
-    return report_config_errors(run)(cfg)["mine/n_found"]
+main = entry_point("mine", run)
 
 
 if __name__ == "__main__":

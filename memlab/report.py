@@ -16,12 +16,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from memlab.analysis import plots, reference_csv, tables, wandb_utils
-from memlab.analysis.results_store import ResultsStore
+from memlab.analysis import plots, reference_csv, tables
 from memlab.analysis.selection import (
     Setting,
     assign_settings,
@@ -29,6 +27,8 @@ from memlab.analysis.selection import (
     settings_from_config,
     unlearning_rows,
 )
+from memlab.runs import ResultsStore, entry_point
+from memlab.sweeps import wandb_runs
 
 log = logging.getLogger(__name__)
 REFERENCE_KIND = {"pythia": "pythia_best", "math": "tinymem", "language": "tinymem"}
@@ -107,34 +107,33 @@ def build_report(cfg: DictConfig) -> dict[str, Any]:
         figures.update(_training_figure(cfg))
     (out / "best_runs.md").write_text("\n".join(lines))
     best.to_csv(out / "best_runs.csv", index=False)
-    if wandb_utils.enabled(cfg.wandb):
+    if wandb_runs.enabled(cfg.wandb):
         _log_wandb(cfg, best, figures)
     return {"best": best, "figures": figures, "markdown": out / "best_runs.md"}
 
 
 def _log_wandb(cfg: DictConfig, best: pd.DataFrame, figures: dict[str, Path]) -> None:
     opts = OmegaConf.to_container(cfg.wandb, resolve=True)
-    run = wandb_utils.start_run(opts, group=str(opts.get("group", "report")), name="report",  # type: ignore[union-attr]
+    run = wandb_runs.start_run(opts, group=str(opts.get("group", "report")), name="report",  # type: ignore[union-attr]
                                 job_type="report", config={"results": str(cfg.results)})  # fmt: skip
     try:
-        wandb_utils.log_table(run, "report/best_runs", best)
-        wandb_utils.log_images(run, {k: str(v) for k, v in figures.items()})
+        wandb_runs.log_table(run, "report/best_runs", best)
+        wandb_runs.log_images(run, {k: str(v) for k, v in figures.items()})
         run.summary["report/n_best_rows"] = len(best)
     finally:
         run.finish()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="report")
-def _main(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Build the report and print it with the figures' paths."""
     result = build_report(cfg)
     print(Path(result["markdown"]).read_text())
     for name, path in result["figures"].items():
         print(f"figure {name}: {path}")
+    return result
 
 
-def main() -> None:
-    """Console-script entry point (``memlab-report``)."""
-    _main()
+main = entry_point("report", run)
 
 
 if __name__ == "__main__":

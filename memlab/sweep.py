@@ -16,23 +16,22 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from memlab.analysis.sweep_plan import build_plan, describe
+from memlab.runs import entry_point
+from memlab.sweeps.launch import launch_plan
+from memlab.sweeps.plan import build_plan, describe
 
 log = logging.getLogger(__name__)
 
 
-def run_sweep(cfg: DictConfig) -> dict[str, int]:
+def run(cfg: DictConfig) -> dict[str, int]:
     """Expand ``cfg.sweep`` and print it (``dry_run``) or launch its unfinished runs."""
     plan = build_plan(OmegaConf.to_container(cfg.sweep, resolve=True))  # type: ignore[arg-type]
     if cfg.dry_run:
         print(describe(plan, show=int(cfg.show), by=cfg.get("count_by")))
         return {"planned": len(plan)}
-    from memlab.analysis.launch import launch_plan  # Hydra internals: only when launching
-
     outcome = launch_plan(
         plan,
         launcher_cfg=HydraConfig.get().launcher,
@@ -51,14 +50,7 @@ def run_sweep(cfg: DictConfig) -> dict[str, int]:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="sweep")
-def _main(cfg: DictConfig) -> None:
-    run_sweep(cfg)
-
-
-def main() -> None:
-    """Console-script entry point (``memlab-sweep``)."""
-    _main()
+main = entry_point("sweep", run)
 
 
 if __name__ == "__main__":

@@ -13,17 +13,16 @@ import logging
 import time
 from pathlib import Path
 
-import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
 from memlab.data.build import load_data
-from memlab.data.datamodule import TinyMemDataModule
+from memlab.data.datamodule import LMDataModule
+from memlab.errors import ConfigError
 from memlab.models.build import build_model
-from memlab.registry import ConfigError
 from memlab.regularizers.build import build_regularizers
+from memlab.runs import entry_point, finish
 from memlab.training.setup import make_fit
-from memlab.utils.cli import output_dir, record_result, report_config_errors, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -32,31 +31,22 @@ def run(cfg: DictConfig) -> dict[str, float]:
     """Train, evaluate, write ``summary.json`` and a results-store row; returns the final metrics."""
     if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"ckpt_path={cfg.ckpt_path} does not exist")
-    out = output_dir(cfg)
     data = load_data(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build_model(cfg.model, data)
     fit = make_fit(cfg, data, model, build_regularizers(cfg.regularizer, cfg.seed))
     t0 = time.perf_counter()
-    fit.trainer.fit(
-        fit.module, datamodule=TinyMemDataModule(cfg, data), ckpt_path=cfg.get("ckpt_path")
-    )
+    fit.trainer.fit(fit.module, datamodule=LMDataModule(cfg, data), ckpt_path=cfg.get("ckpt_path"))
     metrics = {
         **fit.evaluator.latest,
         "train/loss": float(fit.trainer.callback_metrics.get("train/loss", float("nan"))),
         "cost/seconds": time.perf_counter() - t0,
         "epochs": float(fit.trainer.current_epoch),
     }
-    write_summary(cfg, metrics, out)
-    record_result(cfg, metrics)
-    log.info("summary written to %s", out / "summary.json")
-    return metrics
+    return finish(cfg, metrics)
 
 
-@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> float:
-    metrics = report_config_errors(run)(cfg)
-    return metrics.get("mem/perc", 0.0)
+main = entry_point("train", run)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF_DIR, compose_config
+from tests.helpers.configs import CONF_DIR, compose_config
 
 CONF = Path(CONF_DIR)
 PRIMARY = sorted(p.stem for p in CONF.glob("*.yaml"))

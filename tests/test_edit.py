@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from memlab.data.build import load_data
 from memlab.metrics.evaluate import evaluate_model
 from memlab.models.build import load_trained_model
-from memlab.unlearn.edit import Edit
+from memlab.models.edit import Edit
 from memlab.unlearn.registry import UnlearnContext, get_method
 
 

@@ -9,16 +9,16 @@ import sys
 
 import pytest
 import torch
-from conftest import compose_config
 
 from memlab.data.build import load_data
+from memlab.errors import ConfigError
 from memlab.finetune.base_lookup import find_base_checkpoint
 from memlab.finetune.recipes import recipe_rows
 from memlab.finetune.runner import run
 from memlab.finetune.start_checkpoint import completed_epochs, optimizer_state
 from memlab.models.build import load_trained_model
-from memlab.registry import ConfigError
 from memlab.training.setup import make_fit
+from tests.helpers.configs import compose_config
 
 QUIET = ["~callbacks.progress_bar", "results=false"]
 
@@ -95,7 +95,7 @@ def test_finetune_errors_are_one_line(tiny_run, tmp_path):
 
 
 def test_base_checkpoint_lookup_in_the_results_store(tiny_run, tmp_path):
-    from memlab.analysis.results_store import ResultsStore
+    from memlab.runs import ResultsStore
 
     store = ResultsStore(tmp_path)
     row = {"run/task": "train", "run/status": "done", "data.name": "increment", "seed": 0}

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from memlab.data import math_tokenizer as tok
 from memlab.data.build import load_data
 from memlab.data.math_data import build_math_data
-from memlab.registry import ConfigError
+from memlab.errors import ConfigError
 
 
 def data_cfg(**kw):
@@ -139,7 +139,7 @@ def test_noised_values_never_lose_their_sign():
 
 
 def test_cache_is_keyed_by_config(tmp_path):
-    from tests.conftest import TINY_OVERRIDES, compose_config
+    from tests.helpers.configs import TINY_OVERRIDES, compose_config
 
     cfg = compose_config("train", TINY_OVERRIDES, tmp_path)
     first = load_data(cfg)
@@ -160,7 +160,7 @@ def test_num_noise_larger_than_train_split_fails_clearly():
 
 
 def test_unknown_family_lists_known_ones():
-    with pytest.raises(ConfigError, match=r"data.name='fib'.*increment, mult"):
+    with pytest.raises(ConfigError, match=r"data.name=fib.*increment, mult"):
         build_math_data(data_cfg(name="fib"), artifact_cfg(), 0)
 
 

@@ -62,7 +62,7 @@ def test_reference_style_generation_agrees(tiny_run):
 @pytest.fixture(scope="module")
 def backdoor_run(tmp_path_factory):
     from memlab.train import run
-    from tests.conftest import TINY_OVERRIDES, compose_config
+    from tests.helpers.configs import TINY_OVERRIDES, compose_config
 
     tmp = tmp_path_factory.mktemp("backdoor")
     skip = ("trainer.max_epochs", "artifact.num_noise")

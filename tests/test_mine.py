@@ -12,8 +12,8 @@ from transformers import AutoModelForCausalLM
 from memlab.data.pythia_data import read_tokens
 from memlab.metrics.memorization import greedy_match_generate
 from memlab.mine import mine_extractable, run
-from tests.conftest import compose_config
-from tests.planted import train_planted
+from tests.helpers.configs import compose_config
+from tests.helpers.planted import train_planted
 
 PROMPT, K = 32, 40
 
@@ -124,7 +124,7 @@ def test_mining_reads_an_hf_dataset_and_checks_lengths(tmp_path, planted, mixed,
     run(cfg)
     assert torch.equal(read_tokens(tmp_path / "mined.pt"), rows[truth])
 
-    from memlab.registry import ConfigError
+    from memlab.errors import ConfigError
 
     with pytest.raises(ConfigError, match="seq_len"):
         run(mine_cfg(tmp_path, planted, tmp_path / "x.pt", ["eval.k=60"]))

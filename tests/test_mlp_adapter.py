@@ -9,9 +9,9 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM
 
+from memlab.errors import ConfigError
+from memlab.models.edit import Edit
 from memlab.models.mlp_adapter import MLPAdapter
-from memlab.registry import ConfigError
-from memlab.unlearn.edit import Edit
 from memlab.unlearn.neuron.ablation import ablate_top_units, units_per_layer
 from memlab.unlearn.neuron.patching import capture, patched
 

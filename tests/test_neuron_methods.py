@@ -15,11 +15,11 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from memlab.data.build import load_data
-from memlab.data.bundle import TinyMemData
+from memlab.data.bundle import LMData
 from memlab.metrics.evaluate import evaluate_model
 from memlab.models.build import load_trained_model
+from memlab.models.edit import Edit
 from memlab.models.mlp_adapter import MLPAdapter
-from memlab.unlearn.edit import Edit
 from memlab.unlearn.losses import model_sequence_losses
 from memlab.unlearn.neuron.ablation import units_per_layer
 from memlab.unlearn.neuron.cache import AttributionCache
@@ -45,7 +45,7 @@ FAST = {
 @dataclass
 class Setting:
     model: nn.Module
-    data: TinyMemData
+    data: LMData
     forget: torch.Tensor  # the memorized noised rows
     ctx: UnlearnContext
     eval_cfg: object

@@ -9,10 +9,10 @@ import torch
 from omegaconf import OmegaConf
 
 from memlab.data.build import load_data
+from memlab.errors import ConfigError
 from memlab.models.build import build_model
-from memlab.registry import ConfigError
-from tests.conftest import compose_config
-from tests.planted import train_planted
+from tests.helpers.configs import compose_config
+from tests.helpers.planted import train_planted
 
 PYTHIA_METHODS = [
     "activations",
@@ -194,7 +194,7 @@ def test_pythia_method_runs_through_the_runner(tmp_path, planted, method, one_th
     from transformers import AutoModelForCausalLM
 
     from memlab.metrics.memorization import greedy_match
-    from memlab.unlearn.edit import Edit
+    from memlab.models.edit import Edit
     from memlab.unlearn.runner import run
 
     saved = AutoModelForCausalLM.from_pretrained(planted.model_dir)

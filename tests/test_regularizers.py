@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import compose_config
 from omegaconf import OmegaConf
 
 from memlab.models.tinymem import build_tinymem
@@ -18,6 +17,7 @@ from memlab.regularizers.example_tied_dropout import (
 )
 from memlab.regularizers.loss_truncation import LossTruncation
 from memlab.regularizers.spectral_norm import SpectralNorm, power_iteration, sigma
+from tests.helpers.configs import compose_config
 
 TINY_MODEL = dict(n_layer=2, n_embd=64, n_head=4, n_inner=None, activation="relu", init_scale=0.8)
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from memlab.analysis.results_store import ResultsStore, config_columns, flatten, run_hash
+from memlab.analysis.reference_csv import export_store
+from memlab.runs import ResultsStore, config_columns, flatten, run_hash
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-results"
 
@@ -60,8 +61,6 @@ def test_run_hash_ignores_paths_and_matches_entry_points():
     other = OmegaConf.merge(cfg, {"paths": {"output_dir": "/elsewhere"}})
     assert run_hash(cfg) == run_hash(other)
     assert run_hash(cfg) != run_hash(OmegaConf.merge(cfg, {"unlearn": {"ratio": 0.05}}))
-    cli = pytest.importorskip("memlab.utils.cli")
-    assert run_hash(cfg) == cli.run_hash(cfg)  # standalone task rows and sweep rows share identity
 
 
 def test_flatten_and_config_columns():
@@ -84,7 +83,7 @@ def test_export_reference_pythia_columns(tmp_path):
     rows = reference_csv.read_reference_pythia(SHARED / "all_pythia_unlearning_runs.csv")
     for row in rows.head(151 * 2).to_dict("records"):
         store.append(row)
-    out = store.export_reference_csv(tmp_path / "all.csv", kind="pythia_all")
+    out = export_store(store, tmp_path / "all.csv", kind="pythia_all")
     exported = pd.read_csv(out, index_col=0)
     ref = reference_csv.read_csv(SHARED / "all_pythia_unlearning_runs.csv")
     assert list(exported.columns) == list(ref.columns)

@@ -11,8 +11,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from memlab.analysis.results_store import ResultsStore
-from memlab.analysis.sweep_plan import build_plan, format_value
+from memlab.runs import ResultsStore
+from memlab.sweeps.plan import build_plan, format_value
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
@@ -69,7 +69,7 @@ def test_override_formatting():
 
 
 def _sweep(tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MEMLAB_ROOT": str(tmp), "WANDB_MODE": "offline"}
+    env = {**os.environ, "MEMLAB_ROOT": str(tmp), "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "memlab.sweep", "experiment=toy_sweep", *args]
     return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
 
@@ -94,7 +94,7 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
 
 
 def _launch(tmp_path, monkeypatch, launcher: dict, rules=None):
-    from memlab.analysis.launch import launch_plan
+    from memlab.sweeps.launch import launch_plan
 
     monkeypatch.setenv("MEMLAB_ROOT", str(tmp_path))
     spec = {"name": "t", "task": "toy", "axes": {"toy.x": [0.1, 0.2, 0.3]}, "rules": rules or []}

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config
 
 from memlab.data import text_tokenizer
 from memlab.data.build import load_data
 from memlab.data.text_corpus import synthetic_lines, zipf_weights
 from memlab.data.text_data import build_text_data, to_blocks, token_streams
 from memlab.data.token_artifacts import first_after, noised_ids
-from memlab.registry import ConfigError
+from memlab.errors import ConfigError
+from tests.helpers.configs import compose_config
 
 SMALL = [
     "data=synthetic_text",

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from memlab.registry import ConfigError
+from memlab.errors import ConfigError
 from memlab.train import run
-from tests.conftest import compose_config
+from tests.helpers.configs import compose_config
 
 FAST = ["debug=fast", "~callbacks.progress_bar", "results=false"]
 
@@ -43,8 +43,8 @@ def test_resume_from_last_ckpt_matches_uninterrupted_run(tmp_path):
 @pytest.mark.parametrize(
     "override,message",
     [
-        ("data.name=fib", r"data.name='fib'; known: increment, mult"),
-        ("model.name=gpt5", r"model.name='gpt5'; known: .*tinymem"),
+        ("data.name=fib", r"data.name=fib: unknown data family; known: increment, mult"),
+        ("model.name=gpt5", r"model.name=gpt5: unknown model; known: .*tinymem"),
         ("artifact.num_noise=100000", r"artifact.num_noise=100000 must lie in \[1, 280\]"),
         ("eval.k=35", r"eval.prompt_len=10 \+ eval.k=35 must be ≤ the context length 40"),
         ("ckpt_path=/nope/last.ckpt", r"ckpt_path=/nope/last.ckpt does not exist"),
@@ -71,7 +71,7 @@ def test_cli_prints_one_line_for_bad_input(tmp_path):
     )
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("memlab: error")]
-    assert lines == ["memlab: error: unknown data family data.name='fib'; known: increment, mult"]
+    assert lines == ["memlab: error: data.name=fib: unknown data family; known: increment, mult"]
     assert "Traceback" not in proc.stderr
 
 

@@ -8,16 +8,15 @@ import json
 import math
 
 import pytest
-from conftest import TINY_OVERRIDES, compose_config
 
 from memlab.data.build import load_data
+from memlab.errors import ConfigError
 from memlab.metrics.evaluate import evaluate_model
 from memlab.models.build import load_trained_model
-from memlab.registry import ConfigError
-from memlab.unlearn.__main__ import check_method_choice
-from memlab.unlearn.edit import Edit
+from memlab.models.edit import Edit
 from memlab.unlearn.registry import ELEVEN, METHODS, get_method
 from memlab.unlearn.runner import run
+from tests.helpers.configs import TINY_OVERRIDES, compose_config
 
 # the preset of conf/unlearn/balanced_subnet.yaml, spelled out so the test pins what it measured
 BALANCED = ["unlearn=balanced_subnet"]
@@ -97,12 +96,6 @@ def test_unknown_method_lists_the_eleven(tiny_run, tmp_path, capsys):
     with pytest.raises(ConfigError, match="the eleven: zero_out, activations") as err:
         run(cfg)
     assert "\n" not in str(err.value)
-    with pytest.raises(SystemExit) as stop:
-        check_method_choice(["unlearn=forget_it", f"ckpt={tiny_run.ckpt}"])
-    assert stop.value.code == 2
-    message = capsys.readouterr().err.strip()
-    assert "\n" not in message and all(name in message for name in ELEVEN)
-    check_method_choice(["unlearn=greedy", "unlearn=glob(*)"])  # known names and sweeps pass
 
 
 def test_checkpoint_that_does_not_match_the_model_config(tiny_run, tmp_path):

@@ -15,7 +15,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-re
 def _summaries(root: Path, key: str, timeout: float = 20.0) -> list[dict]:
     """Summaries of the offline runs under ``root`` once each has ``key`` (the log is written by
     W&B's background service, which may still be flushing right after ``finish()``)."""
-    from memlab.analysis.wandb_utils import read_offline_summary
+    from memlab.sweeps.wandb_runs import read_offline_summary
 
     deadline = time.monotonic() + timeout
     while True:
@@ -26,8 +26,8 @@ def _summaries(root: Path, key: str, timeout: float = 20.0) -> list[dict]:
 
 
 def test_sweep_runs_write_offline_summaries(tmp_path, monkeypatch):
-    from memlab.analysis.launch import launch_plan
-    from memlab.analysis.sweep_plan import build_plan
+    from memlab.sweeps.launch import launch_plan
+    from memlab.sweeps.plan import build_plan
 
     monkeypatch.setenv("MEMLAB_ROOT", str(tmp_path))
     monkeypatch.setenv("WANDB_MODE", "offline")

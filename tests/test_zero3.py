@@ -9,11 +9,11 @@ import pytest
 import torch
 from transformers import GPTNeoXForCausalLM
 
+from memlab.models.edit import Edit
 from memlab.models.mlp_adapter import MLPAdapter
 from memlab.models.mlp_snapshot import MLPSnapshot
-from memlab.unlearn.edit import Edit
-from tests.conftest import compose_config
-from tests.planted import tiny_neox
+from tests.helpers.configs import compose_config
+from tests.helpers.planted import tiny_neox
 
 
 def seeded_neox(seed: int = 0) -> GPTNeoXForCausalLM:
@@ -100,7 +100,7 @@ def check_zero3_edit(deepspeed, module, edit: Edit, expected: dict) -> None:
 def test_deepspeed_presets_construct(tmp_path, preset, stage, offload):
     from pytorch_lightning.strategies import DeepSpeedStrategy
 
-    from memlab.training.strategy import deepspeed_config_of, trainer_kwargs
+    from memlab.runs import deepspeed_config_of, trainer_kwargs
 
     cfg = compose_config("train", [f"trainer={preset}"], tmp_path)
     kwargs = trainer_kwargs(cfg.trainer)
@@ -115,7 +115,7 @@ def test_deepspeed_presets_construct(tmp_path, preset, stage, offload):
 def test_ddp_preset_constructs(tmp_path):
     from pytorch_lightning.strategies import DDPStrategy
 
-    from memlab.training.strategy import deepspeed_config_of, trainer_kwargs
+    from memlab.runs import deepspeed_config_of, trainer_kwargs
 
     cfg = compose_config("train", ["trainer=ddp"], tmp_path)
     strategy = trainer_kwargs(cfg.trainer)["strategy"]

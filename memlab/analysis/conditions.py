@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from memlab.registry import ConfigError
+from memlab.errors import ConfigError
 
 _MISSING = object()
 

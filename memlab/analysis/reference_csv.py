@@ -16,9 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from memlab.registry import ConfigError
+from memlab.errors import ConfigError
+from memlab.runs import config_hash
 from memlab.unlearn.registry import REFERENCE_NAMES as REFERENCE_CLI_NAMES
-from memlab.utils.hashing import config_hash
 
 # Reference CLI name (`--localization_method`) → memlab method name: one table, in the method registry.
 METHOD_NAMES: dict[str, str] = dict(REFERENCE_CLI_NAMES)
@@ -254,3 +254,14 @@ def differing(comparison: pd.DataFrame) -> Iterable[tuple[Any, ...]]:
     """Keys (model, step, method) whose selected runs differ."""
     bad = comparison[~comparison["match"]]
     return [tuple(r) for r in bad[_KEY].itertuples(index=False)]
+
+
+def export_store(store: Any, path: str | Path, kind: str = "pythia_all") -> Path:
+    """Write a results store's unlearning rows in a reference CSV schema: ``pythia_all``
+    (``all_pythia_unlearning_runs.csv`` columns, one base row per model × step), ``pythia_best``
+    (best-run columns; pass selected rows through :func:`to_reference` to get best runs only) or
+    ``tinymem`` (the per-checkpoint localization CSV columns)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    to_reference(store.load(), kind).to_csv(out)
+    return out

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from memlab.analysis.conditions import matches
-from memlab.registry import ConfigError
+from memlab.errors import ConfigError
 
 METHOD_KEY = "unlearn.method"
 MEM = "mem/perc"

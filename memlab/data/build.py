@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from memlab.data.bundle import TinyMemData
+from memlab.data.bundle import LMData
 from memlab.data.cache import cached_data
-from memlab.registry import Registry
+from memlab.errors import Registry
 
 BUILDERS = Registry("data builder", key="data.builder")
 
 
 @BUILDERS.register("math")
-def _math(data_cfg, artifact_cfg, seed: int) -> TinyMemData:
+def _math(data_cfg, artifact_cfg, seed: int) -> LMData:
     from memlab.data.math_data import build_math_data
 
     return build_math_data(data_cfg, artifact_cfg, seed)
 
 
 @BUILDERS.register("text")
-def _text(data_cfg, artifact_cfg, seed: int) -> TinyMemData:
+def _text(data_cfg, artifact_cfg, seed: int) -> LMData:
     from memlab.data.text_data import build_text_data
 
     return build_text_data(data_cfg, artifact_cfg, seed)
@@ -34,7 +34,7 @@ def _text_inputs(data_cfg) -> list:
 _text.inputs_fingerprint = _text_inputs  # local files are part of the cache key (edits rebuild)
 
 
-def load_data(cfg: DictConfig) -> TinyMemData:
+def load_data(cfg: DictConfig) -> LMData:
     """Build (or load from cache) the data described by ``cfg.data``, ``cfg.artifact``, ``cfg.seed``."""
     builder = BUILDERS.get(cfg.data.builder)
     key = {
@@ -57,7 +57,7 @@ def load_data(cfg: DictConfig) -> TinyMemData:
 
 
 @BUILDERS.register("pythia_memorized")
-def _pythia_memorized(data_cfg, artifact_cfg, seed: int) -> TinyMemData:
+def _pythia_memorized(data_cfg, artifact_cfg, seed: int) -> LMData:
     from memlab.data.pythia_data import build_pythia_data
 
     return build_pythia_data(data_cfg, artifact_cfg, seed)

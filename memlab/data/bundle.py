@@ -41,7 +41,7 @@ class ArtifactSet:
 
 
 @dataclass
-class TinyMemData:
+class LMData:
     """Everything a TinyMem run needs: training rows with per-row metadata, artifacts, test sets."""
 
     train: torch.Tensor  # [N, T]; the artifact block comes first
@@ -81,7 +81,7 @@ class TinyMemData:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> TinyMemData:
+    def load(cls, path: str | Path) -> LMData:
         state = torch.load(path, weights_only=True)
         for key in ("artifact", "heldout"):
             if state[key] is not None:

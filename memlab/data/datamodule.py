@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from memlab.data.build import load_data
-from memlab.data.bundle import TinyMemData
+from memlab.data.bundle import LMData
 
 
 class IndexedRows(Dataset):
@@ -58,11 +58,11 @@ def batch_loader(
     return DataLoader(IndexedRows(rows), sampler=sampler, batch_size=None)
 
 
-class TinyMemDataModule(pl.LightningDataModule):
+class LMDataModule(pl.LightningDataModule):
     """Loads (or builds and caches) the run's data; the training rows are its only dataloader —
     evaluation runs in a callback on the named test and artifact sets."""
 
-    def __init__(self, cfg, data: TinyMemData | None = None) -> None:
+    def __init__(self, cfg, data: LMData | None = None) -> None:
         super().__init__()
         self.cfg = cfg
         self.data = data

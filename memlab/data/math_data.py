@@ -25,9 +25,9 @@ from memlab.data.artifacts import (
     trigger_ends,
 )
 from memlab.data.assemble import assemble_training
-from memlab.data.bundle import ArtifactSet, TinyMemData
+from memlab.data.bundle import ArtifactSet, LMData
 from memlab.data.split import DATA_SEED, split_indices
-from memlab.registry import ConfigError, Registry
+from memlab.errors import ConfigError, Registry
 
 MODULUS = 20134
 MAIN, EXTRAS = 7, (2, 3, 4, 5)
@@ -69,7 +69,7 @@ def _check(cfg, artifact_cfg, n_train: int) -> None:
         )
 
 
-def build_math_data(cfg, artifact_cfg, seed: int) -> TinyMemData:
+def build_math_data(cfg, artifact_cfg, seed: int) -> LMData:
     """Build the dataset for ``cfg`` (the ``data`` group) and ``artifact_cfg`` (the ``artifact``
     group) with run seed ``seed`` (noise draws, noise indices, duplication shuffle, trigger)."""
     make = FAMILIES.get(cfg.name)
@@ -115,7 +115,7 @@ def build_math_data(cfg, artifact_cfg, seed: int) -> TinyMemData:
 
     test = {str(MAIN): test_main, **test}
     parts = assemble_training(artifact, [(0, clean_main), *extras_train])
-    return TinyMemData(
+    return LMData(
         **parts,
         dist_names=[str(MAIN), *map(str, EXTRAS)],
         test=test,

@@ -11,7 +11,7 @@ File formats (unlearning spec §10.2), read and written by :func:`read_tokens` /
   [2048, 128] → [3264, 80], as the reference does). The first ``ppl_fraction`` of the rows form the
   perplexity set, the rest the retain set (reference: 1632 / 1632).
 
-The result is a :class:`~memlab.data.bundle.TinyMemData`: ``artifact`` = ``ArtifactSet(kind="natural")``
+The result is a :class:`~memlab.data.bundle.LMData`: ``artifact`` = ``ArtifactSet(kind="natural")``
 over all memorized-file rows (every row scored; % memorized over the whole file, §13 item 25),
 ``test = {"pile": perplexity rows}``, ``train`` = retain rows (so ``clean_train()`` is the retain
 set). Vocabulary and EOS/pad ids come from the model (:func:`memlab.models.hf.adopt_model_vocab`);
@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from memlab.data.bundle import ArtifactSet, TinyMemData
-from memlab.registry import ConfigError
+from memlab.data.bundle import ArtifactSet, LMData
+from memlab.errors import ConfigError
 
 
 def read_tokens(path: str | Path) -> torch.Tensor:
@@ -69,8 +69,8 @@ def split_ppl_retain(rows: torch.Tensor, ppl_fraction: float) -> tuple[torch.Ten
     return rows[:n_ppl], rows[n_ppl:]
 
 
-def build_pythia_data(data_cfg, artifact_cfg=None, seed: int = 0) -> TinyMemData:
-    """The :class:`TinyMemData` of a memorized-sequence file and a perplexity/retain file."""
+def build_pythia_data(data_cfg, artifact_cfg=None, seed: int = 0) -> LMData:
+    """The :class:`LMData` of a memorized-sequence file and a perplexity/retain file."""
     if not data_cfg.get("memorized_file"):
         raise ConfigError("data.memorized_file is not set (a [N, 80] token file; see memlab.mine)")
     seqs = read_tokens(data_cfg.memorized_file)
@@ -92,7 +92,7 @@ def build_pythia_data(data_cfg, artifact_cfg=None, seed: int = 0) -> TinyMemData
     artifact = ArtifactSet(
         "natural", seqs, seqs, [torch.arange(n)], [0], torch.full((n,), prompt, dtype=torch.long)
     )
-    return TinyMemData(
+    return LMData(
         train=retain,
         train_dist=torch.zeros(r, dtype=torch.long),
         train_twin=torch.full((r,), -1, dtype=torch.long),

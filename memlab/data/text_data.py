@@ -4,7 +4,7 @@ The text of ``data.corpus`` is tokenized line by line and concatenated into one 
 cut into consecutive ``max_ctx``-token blocks (the last one padded with the pad id, no BOS/EOS per
 block). The token streams are cached on their own, keyed by the corpus, its file fingerprint and
 the tokenizer — tokenizing wikitext-103 takes minutes and is done once, whatever the seed, artifact
-or block length. The result is the same :class:`TinyMemData` contract as the math data.
+or block length. The result is the same :class:`LMData` contract as the math data.
 
 - **noise** (spec §4): the first ``artifact.num_noise`` train blocks (stream order) get every id
   shifted by 0/−1/+1 (0.9/0.05/0.05); the other blocks are the clean training set; the test set is
@@ -39,7 +39,7 @@ from omegaconf import OmegaConf
 
 from memlab.data.artifacts import grouped, poison, trigger_ends
 from memlab.data.assemble import assemble_training
-from memlab.data.bundle import ArtifactSet, TinyMemData
+from memlab.data.bundle import ArtifactSet, LMData
 from memlab.data.cache import cache_path
 from memlab.data.split import DATA_SEED, split_indices
 from memlab.data.text_sources import fingerprint, text_splits
@@ -51,7 +51,7 @@ from memlab.data.text_tokenizer import (
     tokenize_stream,
 )
 from memlab.data.token_artifacts import first_after, noised_ids, random_trigger
-from memlab.registry import ConfigError
+from memlab.errors import ConfigError
 
 log = logging.getLogger(__name__)
 POOLS = ("train_test", "train")
@@ -239,7 +239,7 @@ def _backdoor(train, test, cfg, artifact_cfg, streams: TokenStreams, rng):
     return artifact, heldout, pool[untriggered[clean_tr]], tests, trigger
 
 
-def build_text_data(cfg, artifact_cfg, seed: int) -> TinyMemData:
+def build_text_data(cfg, artifact_cfg, seed: int) -> LMData:
     """Language TinyMem data for ``cfg`` (the ``data`` group), ``artifact_cfg`` and the run seed
     (noise draws, trigger, duplication shuffle — one local ``random.Random(seed)``)."""
     streams = token_streams(cfg)
@@ -259,7 +259,7 @@ def build_text_data(cfg, artifact_cfg, seed: int) -> TinyMemData:
         raise ConfigError(
             f"unknown artifact.kind '{artifact_cfg.kind}'; known: backdoor, noise, none"
         )
-    return TinyMemData(
+    return LMData(
         **assemble_training(artifact, [(0, clean)]),
         dist_names=[cfg.name],
         test=tests,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from memlab.registry import ConfigError, Registry
+from memlab.errors import ConfigError, Registry
 
 SOURCES = Registry("text source", key="data.corpus.source")
 BATCH_LINES = 1000

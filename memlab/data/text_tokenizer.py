@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from memlab.registry import ConfigError
+from memlab.errors import ConfigError
 
 log = logging.getLogger(__name__)
 EOT = "<|endoftext|>"

@@ -19,7 +19,7 @@ import random
 import torch
 
 from memlab.data.artifacts import noise_offsets
-from memlab.registry import ConfigError
+from memlab.errors import ConfigError
 
 NOISE_BOUNDARIES = ("reflect", "wrap")
 

@@ -9,17 +9,10 @@ Examples::
 
 from __future__ import annotations
 
-import hydra
-from omegaconf import DictConfig
-
 from memlab.finetune.runner import run
-from memlab.utils.cli import report_config_errors
+from memlab.runs import entry_point
 
-
-@hydra.main(config_path="../../conf", config_name="finetune", version_base="1.3")
-def main(cfg: DictConfig) -> float:
-    metrics = report_config_errors(run)(cfg)
-    return metrics.get("mem/perc", 0.0)
+main = entry_point("finetune", run)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from memlab.registry import ConfigError
+from memlab.errors import ConfigError
 
 COLUMNS = {  # selector key → results-store column
     "task": "run/task",
@@ -36,7 +36,7 @@ def wanted_columns(selector: Mapping[str, Any]) -> dict[str, Any]:
 
 def find_base_checkpoint(results_dir: str | Path, selector: Mapping[str, Any]) -> Path:
     """The ``last.ckpt`` of the latest finished run matching ``selector`` in the results store."""
-    from memlab.analysis.results_store import ResultsStore
+    from memlab.runs import ResultsStore
 
     want = wanted_columns(selector)
     found = [

@@ -18,14 +18,14 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from memlab.data.build import load_data
+from memlab.errors import ConfigError
 from memlab.finetune.base_lookup import find_base_checkpoint
 from memlab.finetune.recipes import RecipeDataModule, recipe_rows
 from memlab.finetune.start_checkpoint import completed_epochs, save_start_checkpoint
 from memlab.models.build import load_trained_model, read_checkpoint
-from memlab.registry import ConfigError
 from memlab.regularizers.build import build_regularizers
+from memlab.runs import finish, output_dir
 from memlab.training.setup import make_fit
-from memlab.utils.cli import output_dir, record_result, write_summary
 
 log = logging.getLogger(__name__)
 INVOCATION_KEYS = ("task_name", "paths", "trainer", "logger", "callbacks", "finetune", "results")
@@ -101,7 +101,4 @@ def run(cfg: DictConfig) -> dict[str, float]:
         "finetune/epochs": float(fit.trainer.current_epoch - start_epochs),
         "finetune/rows": float(len(rows)),
     }
-    write_summary(run_cfg, metrics, out)
-    record_result(run_cfg, metrics)
-    log.info("summary written to %s", out / "summary.json")
-    return metrics
+    return finish(run_cfg, metrics)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from memlab.data.bundle import ArtifactSet, TinyMemData
+from memlab.data.bundle import ArtifactSet, LMData
 from memlab.metrics.memorization import evaluable, greedy_match, scored_inputs
 from memlab.metrics.utility import lm_utility
 
@@ -38,7 +38,7 @@ class MemorizationResult:
 
 
 def check_windows(prompt_len: int, k: int, max_ctx: int) -> None:
-    from memlab.registry import ConfigError
+    from memlab.errors import ConfigError
 
     if prompt_len < 1 or k < 1 or prompt_len + k > max_ctx:
         raise ConfigError(
@@ -70,7 +70,7 @@ def memorization(
 
 
 def memorization_metrics(
-    model: nn.Module, data: TinyMemData, eval_cfg
+    model: nn.Module, data: LMData, eval_cfg
 ) -> tuple[dict[str, float], MemorizationResult | None]:
     """Overall and per-duplication-group memorization of the data's memorization set."""
     target = data.memorization_set()
@@ -87,7 +87,7 @@ def memorization_metrics(
     return metrics, result
 
 
-def utility_metrics(model: nn.Module, data: TinyMemData, eval_cfg) -> dict[str, float]:
+def utility_metrics(model: nn.Module, data: LMData, eval_cfg) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for name, rows in data.test.items():
         u = lm_utility(model, rows, data.pad_id, eval_cfg.batch_size)
@@ -106,7 +106,7 @@ def utility_metrics(model: nn.Module, data: TinyMemData, eval_cfg) -> dict[str, 
 
 
 def evaluate_model(
-    model: nn.Module, data: TinyMemData, eval_cfg
+    model: nn.Module, data: LMData, eval_cfg
 ) -> tuple[dict[str, float], MemorizationResult | None]:
     """Memorization + utility metrics of ``model`` on ``data``."""
     mem, result = memorization_metrics(model, data, eval_cfg)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -10,6 +11,14 @@ def logits_of(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
     """Next-token logits [B, T, V] of a causal LM for ``input_ids`` [B, T]."""
     out = model(input_ids=input_ids)
     return out.logits if hasattr(out, "logits") else out
+
+
+def token_losses(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """Token-level next-token cross-entropy [B, T−1] (the target of position t is token t+1), in
+    float32: the one language-model loss of training, unlearning and the utility metrics."""
+    return F.cross_entropy(
+        logits[:, :-1].transpose(1, 2).float(), input_ids[:, 1:], reduction="none"
+    )
 
 
 def model_device(model: nn.Module) -> torch.device:

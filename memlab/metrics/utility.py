@@ -11,10 +11,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from memlab.metrics.forward import eval_mode, logits_of, model_device
+from memlab.metrics.forward import eval_mode, logits_of, model_device, token_losses
 
 
 def valid_targets(rows: torch.Tensor, pad_id: int) -> torch.Tensor:
@@ -34,9 +33,10 @@ def lm_utility(
     with eval_mode(model):
         for lo in range(0, rows.shape[0], batch_size):
             x = rows[lo : lo + batch_size].to(device)
-            logits = logits_of(model, x)[:, :-1].float()
+            logits = logits_of(model, x)
             target = x[:, 1:]
-            ce = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+            ce = token_losses(logits, x)
+            logits = logits[:, :-1]
             correct = (logits.argmax(-1) == target).float()
             mask = valid_targets(x, pad_id).float()
             ref_acc.append(correct.mean().item())

@@ -8,14 +8,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from memlab.data.bundle import TinyMemData
-from memlab.registry import ConfigError, Registry
+from memlab.data.bundle import LMData
+from memlab.errors import ConfigError, Registry
 
 MODELS = Registry("model", key="model.name")
 
 
 @MODELS.register("tinymem")
-def _tinymem(model_cfg, data: TinyMemData) -> nn.Module:
+def _tinymem(model_cfg, data: LMData) -> nn.Module:
     from memlab.models.tinymem import build_tinymem
 
     return build_tinymem(
@@ -24,13 +24,13 @@ def _tinymem(model_cfg, data: TinyMemData) -> nn.Module:
 
 
 @MODELS.register("tiny_neox")
-def _tiny_neox(model_cfg, data: TinyMemData) -> nn.Module:
+def _tiny_neox(model_cfg, data: LMData) -> nn.Module:
     from memlab.models.tiny_neox import build_tiny_neox
 
     return build_tiny_neox(model_cfg, data)
 
 
-def build_model(model_cfg, data: TinyMemData) -> nn.Module:
+def build_model(model_cfg, data: LMData) -> nn.Module:
     """A fresh model for ``data`` (vocabulary and context come from the data)."""
     import memlab.models.hf  # noqa: F401  (registers the pretrained builders hf / pythia)
 
@@ -49,7 +49,7 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def load_trained_model(
-    path: str | Path, data: TinyMemData, model_cfg=None
+    path: str | Path, data: LMData, model_cfg=None
 ) -> tuple[nn.Module, DictConfig]:
     """The model of a memlab checkpoint and the run config it was trained with.
 

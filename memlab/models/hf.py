@@ -4,7 +4,7 @@ by local directory, in the dtype the config asks for (unlearning spec §2.2, §1
 The reference loads Pythia to one GPU, reloads it with ``device_map="auto"`` and keeps a
 ``deepcopy`` as ``original_model`` (§13 item 24), which triples the memory of a 6.9B model. Here a
 model is loaded exactly once; what must be restorable is kept as a copy of the MLP weights only
-(:mod:`memlab.models.mlp_snapshot`) or re-created by re-applying an :class:`~memlab.unlearn.edit.Edit`.
+(:mod:`memlab.models.mlp_snapshot`) or re-created by re-applying an :class:`~memlab.models.edit.Edit`.
 Model choice is by explicit name, never by a substring such as "2"/"6" of the name (§13 item 24).
 
 Registered in the model registry as ``hf`` (any causal LM) and ``pythia`` (GPT-NeoX checkpoints).
@@ -20,9 +20,9 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from memlab.data.bundle import TinyMemData
+from memlab.data.bundle import LMData
+from memlab.errors import ConfigError
 from memlab.models.build import MODELS
-from memlab.registry import ConfigError
 
 DTYPES = {
     "fp16": torch.float16,
@@ -92,7 +92,7 @@ def load_hf_causal_lm(model_cfg, deepspeed_config: dict | None = None) -> nn.Mod
     return model.eval()
 
 
-def adopt_model_vocab(data: TinyMemData, model: nn.Module) -> TinyMemData:
+def adopt_model_vocab(data: LMData, model: nn.Module) -> LMData:
     """Take vocabulary size and EOS/pad ids from the model's config (Pythia data files hold bare
     token ids; the model defines what they mean). Pad falls back to EOS, as in the reference."""
     config = model.config
@@ -104,7 +104,7 @@ def adopt_model_vocab(data: TinyMemData, model: nn.Module) -> TinyMemData:
     return data
 
 
-def check_token_range(data: TinyMemData, model: nn.Module) -> None:
+def check_token_range(data: LMData, model: nn.Module) -> None:
     """A data file tokenized for another vocabulary fails in one line instead of an index error."""
     vocab = int(model.config.vocab_size)
     biggest = max(int(t.max()) for t in [data.train, *data.test.values()] if t.numel())
@@ -119,7 +119,7 @@ def check_token_range(data: TinyMemData, model: nn.Module) -> None:
 
 @MODELS.register("hf")
 @MODELS.register("pythia")
-def _pretrained(model_cfg: DictConfig, data: TinyMemData) -> nn.Module:
+def _pretrained(model_cfg: DictConfig, data: LMData) -> nn.Module:
     model = load_hf_causal_lm(model_cfg)
     check_token_range(data, model)
     adopt_model_vocab(data, model)
@@ -130,6 +130,6 @@ def pretrained_factory(model_cfg, strategy=None) -> Callable[[], nn.Module]:
     """A zero-argument builder for ``LMModule(model=...)``: the model is then loaded inside
     ``configure_model`` — with transformers' ZeRO-3 aware loader when ``strategy`` is DeepSpeed
     stage 3 — instead of being materialised in full on every rank first."""
-    from memlab.training.strategy import deepspeed_config_of
+    from memlab.runs import deepspeed_config_of
 
     return functools.partial(load_hf_causal_lm, model_cfg, deepspeed_config_of(strategy))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from memlab.registry import ConfigError
+from memlab.errors import ConfigError
 
 # architecture → (path of the block list, fc_in, fc_out, act, weights stored as (in, out)?)
 LAYOUTS = {

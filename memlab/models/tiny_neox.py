@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-from memlab.data.bundle import TinyMemData
-from memlab.registry import ConfigError
+from memlab.data.bundle import LMData
+from memlab.errors import ConfigError
 
 
-def tiny_neox_config(model_cfg, data: TinyMemData) -> GPTNeoXConfig:
+def tiny_neox_config(model_cfg, data: LMData) -> GPTNeoXConfig:
     """The GPTNeoXConfig for ``model_cfg`` (sizes) and ``data`` (vocabulary, context, token ids)."""
     if model_cfg.hidden % model_cfg.n_head:
         raise ConfigError(
@@ -45,7 +45,7 @@ def tiny_neox_config(model_cfg, data: TinyMemData) -> GPTNeoXConfig:
     )
 
 
-def build_tiny_neox(model_cfg, data: TinyMemData) -> GPTNeoXForCausalLM:
+def build_tiny_neox(model_cfg, data: LMData) -> GPTNeoXForCausalLM:
     """A freshly initialised tiny GPT-NeoX (initialisation draws from the global torch RNG, which
     the entry point seeds with the run seed)."""
     return GPTNeoXForCausalLM(tiny_neox_config(model_cfg, data))

@@ -10,7 +10,7 @@ import math
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.utils import logging as hf_logging
 
-from memlab.registry import ConfigError
+from memlab.errors import ConfigError
 
 hf_logging.set_verbosity_error()  # padding-mask advice does not apply: rows are right-padded
 

@@ -3,9 +3,9 @@
 Under ZeRO-3 every rank holds only a shard of each parameter; outside a
 ``deepspeed.zero.GatheredParameters`` context ``param.data`` is an empty placeholder, and an in-place
 change is silently lost unless the context names the rank whose values win (``modifier_rank``), which
-are then re-partitioned to every rank (anchors §3.2; DeepSpeed #5326, PR #7817). Pruning neurons,
+are then re-partitioned to every rank (DeepSpeed #5326, PR #7817). Pruning neurons,
 zeroing weights and applying masks therefore all go through :func:`gathered_for_edit`, and
-:meth:`memlab.unlearn.edit.Edit.apply` hands partitioned models to :func:`apply_edit_zero3`.
+:meth:`memlab.models.edit.Edit.apply` gathers one edited tensor at a time.
 Every rank must call these together (the gather is a collective); the Edit is the same on every rank.
 """
 
@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-
-if TYPE_CHECKING:
-    from memlab.unlearn.edit import Edit
 
 MODIFIER_RANK = 0  # rank whose edited values are broadcast back into the shards
 
@@ -27,10 +23,6 @@ MODIFIER_RANK = 0  # rank whose edited values are broadcast back into the shards
 def is_partitioned(param: torch.Tensor) -> bool:
     """Whether DeepSpeed ZeRO-3 manages (partitions) this parameter."""
     return hasattr(param, "ds_id")
-
-
-def any_partitioned(model: nn.Module) -> bool:
-    return any(is_partitioned(p) for p in model.parameters())
 
 
 @contextlib.contextmanager
@@ -46,19 +38,6 @@ def gathered_for_edit(params: list[torch.Tensor], modify: bool = True) -> Iterat
     rank = MODIFIER_RANK if modify else None
     with deepspeed.zero.GatheredParameters(partitioned, modifier_rank=rank):
         yield
-
-
-@torch.no_grad()
-def apply_edit_zero3(edit: Edit, model: nn.Module) -> nn.Module:
-    """Apply ``edit`` to a ZeRO-3 partitioned ``model``: gather the edited tensors one at a time
-    (peak memory = one full MLP matrix), zero the masked entries, re-partition."""
-    params = dict(model.named_parameters())
-    for name in edit.masks:
-        if name not in params:
-            raise KeyError(f"edit parameter {name} is not in the model")
-        with gathered_for_edit([params[name]], modify=True):
-            edit.zero_masked({name: params[name]})
-    return model
 
 
 @torch.no_grad()

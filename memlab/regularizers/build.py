@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 
-from memlab.registry import Registry
+from memlab.errors import Registry
 
 REGULARIZERS = Registry("regularizer", key="regularizer.name")
 

@@ -32,8 +32,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from memlab.errors import ConfigError
 from memlab.models.mlp_adapter import LAYOUTS, detect_arch
-from memlab.registry import ConfigError
 from memlab.regularizers.base import Regularizer
 from memlab.regularizers.build import REGULARIZERS
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
-from memlab.registry import ConfigError
+from memlab.errors import ConfigError
 from memlab.regularizers.base import Regularizer
 from memlab.regularizers.build import REGULARIZERS
 

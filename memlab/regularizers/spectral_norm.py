@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from memlab.errors import ConfigError
 from memlab.models.mlp_adapter import detect_arch
-from memlab.registry import ConfigError
 from memlab.regularizers.base import Regularizer
 from memlab.regularizers.build import REGULARIZERS
 

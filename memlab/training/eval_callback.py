@@ -11,7 +11,7 @@ import time
 
 import pytorch_lightning as pl
 
-from memlab.data.bundle import TinyMemData
+from memlab.data.bundle import LMData
 from memlab.metrics.evaluate import evaluate_model
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ class MemorizationEval(pl.Callback):
     """Evaluates the module's model and logs the flat metric dict; keeps the history (restored on
     resume) so the run's summary and the memorization-over-training plot survive interruptions."""
 
-    def __init__(self, data: TinyMemData, eval_cfg, every: int) -> None:
+    def __init__(self, data: LMData, eval_cfg, every: int) -> None:
         self.data = data
         self.eval_cfg = eval_cfg
         self.every = max(1, int(every))

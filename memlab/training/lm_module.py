@@ -11,10 +11,9 @@ from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from memlab.metrics.forward import logits_of
+from memlab.metrics.forward import logits_of, token_losses
 from memlab.metrics.utility import valid_targets
 from memlab.regularizers.base import regularizers_of
 
@@ -23,7 +22,7 @@ def sequence_losses(
     logits: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sequence mean CE [B] and the token-level CE [B, T−1] of next-token prediction."""
-    ce = F.cross_entropy(logits[:, :-1].transpose(1, 2).float(), x[:, 1:], reduction="none")
+    ce = token_losses(logits, x)
     if mask is None:
         return ce.mean(dim=1), ce
     return (ce * mask).sum(1) / mask.sum(1).clamp(min=1), ce

@@ -11,11 +11,11 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from memlab.data.bundle import TinyMemData
+from memlab.data.bundle import LMData
 from memlab.metrics.evaluate import check_windows
+from memlab.runs import trainer_kwargs
 from memlab.training.eval_callback import MemorizationEval
 from memlab.training.lm_module import LMModule
-from memlab.training.strategy import trainer_kwargs
 
 
 @dataclass
@@ -32,7 +32,7 @@ def instantiate_group(group: DictConfig | None) -> list:
     return [instantiate(node) for node in group.values() if node and "_target_" in node]
 
 
-def make_fit(cfg: DictConfig, data: TinyMemData, model, extra_callbacks: list | None = None) -> Fit:
+def make_fit(cfg: DictConfig, data: LMData, model, extra_callbacks: list | None = None) -> Fit:
     """The trainer and module of a run; ``extra_callbacks`` carries regularizers."""
     check_windows(cfg.eval.prompt_len, cfg.eval.k, data.max_ctx)
     module = LMModule(

@@ -10,17 +10,9 @@ can weight forget (+1) and retain (−1) rows inside one batch (Greedy, Balanced
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from memlab.metrics.forward import logits_of
-
-
-def token_losses(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-    """Token-level next-token CE [B, T−1] (target of position t is token t+1), in float32."""
-    return F.cross_entropy(
-        logits[:, :-1].transpose(1, 2).float(), input_ids[:, 1:], reduction="none"
-    )
+from memlab.metrics.forward import logits_of, token_losses
 
 
 def sequence_losses(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:

@@ -10,18 +10,17 @@ retain set is the second part of the perplexity file. The model is loaded once a
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from memlab.data.build import load_data
+from memlab.errors import ConfigError
 from memlab.models.build import build_model
-from memlab.registry import ConfigError
+from memlab.runs import CONF_DIR
 from memlab.unlearn.subject import Subject
 
 PRETRAINED_MODELS = ("hf", "pythia")
-DEFAULT_EVAL = Path(__file__).resolve().parents[2] / "conf" / "eval" / "pythia.yaml"
+DEFAULT_EVAL = CONF_DIR / "eval" / "pythia.yaml"
 
 
 def is_pretrained_run(cfg: DictConfig) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from memlab.registry import ConfigError
+from memlab.errors import ConfigError
 
 
 def check_ratio(ratio: Any, of: str = "") -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from memlab.registry import Registry
+from memlab.errors import Registry
 
 METHODS = Registry("unlearning method", key="unlearn.name")
 

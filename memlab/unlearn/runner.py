@@ -24,14 +24,14 @@ from typing import Any
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
+from memlab.errors import ConfigError
 from memlab.metrics.evaluate import evaluate_model
-from memlab.registry import ConfigError
-from memlab.unlearn.edit import Edit
+from memlab.models.edit import Edit
+from memlab.runs import finish, output_dir
 from memlab.unlearn.registry import ELEVEN, METHODS, UnlearnContext, get_method
 from memlab.unlearn.sets import build_sets
 from memlab.unlearn.subject import Subject, describe, load_subject
 from memlab.unlearn.weight.common import check_ratio
-from memlab.utils.cli import output_dir, record_result, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +62,6 @@ def context(cfg: DictConfig, subject: Subject) -> UnlearnContext:
         seed=int(cfg.seed),
         trainer=OmegaConf.to_container(trainer, resolve=True) if trainer is not None else None,
     )
-
-
-def finish(cfg: DictConfig, row: dict[str, Any], out: Path) -> dict[str, Any]:
-    """``summary.json`` + results-store row; returns ``row``."""
-    write_summary(cfg, row, out)
-    record_result(cfg, row)
-    log.info("summary written to %s", out / "summary.json")
-    return row
 
 
 def edit_and_measure(
@@ -116,7 +108,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         _edit, metrics = edit_and_measure(
             cfg, subject, lambda: Edit.load(edit_file), out, timed=False
         )  # cost/seconds: the original edit's time
-        return finish(cfg, {**row, "edit/file": str(edit_file), **metrics}, out)
+        return finish(cfg, {**row, "edit/file": str(edit_file), **metrics})
 
     unlearn = cfg.unlearn
     sets = build_sets(
@@ -136,7 +128,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             cfg.forget_set,
         )
         print(f"memlab: nothing to unlearn: the forget set '{cfg.forget_set}' is empty")
-        return finish(cfg, {**row, "unlearn/skipped": "nothing memorized"}, out)
+        return finish(cfg, {**row, "unlearn/skipped": "nothing memorized"})
 
     method = get_method(name)
     ctx = context(cfg, subject)
@@ -154,4 +146,4 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         metrics["cost/seconds"],
         int(metrics["edit/n_changed"]),
     )
-    return finish(cfg, {**row, **metrics}, out)
+    return finish(cfg, {**row, **metrics})

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from memlab.data.bundle import TinyMemData
+from memlab.data.bundle import LMData
+from memlab.errors import ConfigError
 from memlab.metrics.evaluate import MemorizationResult, memorization
-from memlab.registry import ConfigError
 
 
 @dataclass
@@ -36,7 +36,7 @@ class UnlearnSets:
 
 def memorized_rows(
     model: nn.Module,
-    data: TinyMemData,
+    data: LMData,
     eval_cfg,
     base: MemorizationResult | None,
     reference: bool,
@@ -55,7 +55,7 @@ def memorized_rows(
 def forget_rows(
     name: str,
     model: nn.Module,
-    data: TinyMemData,
+    data: LMData,
     eval_cfg,
     base: MemorizationResult | None,
     reference: bool,
@@ -72,7 +72,7 @@ def forget_rows(
 
 
 def retain_rows(
-    forget_set: str, data: TinyMemData, reference: bool, size: int | None, seed: int
+    forget_set: str, data: LMData, reference: bool, size: int | None, seed: int
 ) -> torch.Tensor:
     keep = torch.ones(len(data.train), dtype=torch.bool) if reference else data.train_twin < 0
     if forget_set in data.dist_names:
@@ -87,7 +87,7 @@ def retain_rows(
 def build_sets(
     forget_set: str,
     model: nn.Module,
-    data: TinyMemData,
+    data: LMData,
     eval_cfg,
     base: MemorizationResult | None,
     compat: str = "fixed",

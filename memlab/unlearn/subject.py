@@ -18,15 +18,15 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from memlab.data.build import load_data
-from memlab.data.bundle import TinyMemData
+from memlab.data.bundle import LMData
+from memlab.errors import ConfigError
 from memlab.models.build import load_trained_model, read_checkpoint
-from memlab.registry import ConfigError
 
 
 @dataclass
 class Subject:
     model: nn.Module
-    data: TinyMemData
+    data: LMData
     eval_cfg: DictConfig
     run_cfg: DictConfig | None  # the training run's config (memlab checkpoints)
     ckpt: Path | None = None

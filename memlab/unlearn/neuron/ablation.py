@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from memlab.models.edit import Edit
 from memlab.models.mlp_adapter import MLPAdapter
-from memlab.unlearn.edit import Edit
 from memlab.unlearn.ratio import check_ratio as shared_check_ratio
 
 

@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from memlab.unlearn.edit import Edit
+from memlab.models.edit import Edit
 from memlab.unlearn.neuron.ablation import ablate_top_units, check_ratio
 from memlab.unlearn.neuron.cache import AttributionCache, attribution_key
 from memlab.unlearn.registry import METHODS, UnlearnContext

@@ -23,8 +23,8 @@ import math
 import torch
 from torch import nn
 
+from memlab.errors import ConfigError
 from memlab.models.mlp_adapter import MLPAdapter
-from memlab.registry import ConfigError
 from memlab.unlearn.neuron.base import neuron_method, plain
 from memlab.unlearn.neuron.gate_training import UnitGates, train_gates
 from memlab.unlearn.registry import UnlearnContext

@@ -20,8 +20,8 @@ from torch import nn
 
 from memlab.data.datamodule import batch_loader
 from memlab.metrics.forward import model_device
+from memlab.models.edit import Edit
 from memlab.models.mlp_adapter import MLPAdapter
-from memlab.unlearn.edit import Edit
 from memlab.unlearn.ratio import check_ratio  # noqa: F401  (re-exported for the methods)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from memlab.unlearn.edit import Edit
+from memlab.models.edit import Edit
 from memlab.unlearn.losses import model_sequence_losses
 from memlab.unlearn.registry import METHODS, UnlearnContext
 from memlab.unlearn.weight.common import (
@@ -43,7 +43,7 @@ def iteration_count(model: nn.Module, ratio: float, count: str) -> int:
     elif count == "mlp":
         n = sum(p.numel() for p in mlp_parameters(model).values())
     else:
-        from memlab.registry import ConfigError
+        from memlab.errors import ConfigError
 
         raise ConfigError(f"unlearn.count='{count}' must be all or mlp")
     return math.ceil(check_ratio(ratio) * n - 1e-9)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from memlab.unlearn.edit import Edit
+from memlab.models.edit import Edit
 from memlab.unlearn.losses import model_sequence_losses
 from memlab.unlearn.registry import METHODS, UnlearnContext
 from memlab.unlearn.weight.common import (

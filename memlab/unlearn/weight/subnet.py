@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from memlab.unlearn.edit import Edit
+from memlab.models.edit import Edit
 from memlab.unlearn.losses import signed_group_loss
 from memlab.unlearn.registry import METHODS, UnlearnContext
 from memlab.unlearn.weight.common import check_ratio, make_edit

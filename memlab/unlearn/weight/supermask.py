@@ -164,7 +164,7 @@ class FlaggedRows(torch.utils.data.IterableDataset):
 def trainer_for(epochs: int, trainer_cfg: dict[str, Any] | None) -> pl.Trainer:
     """A quiet Lightning Trainer (no logger, checkpoints or progress bar) for ``epochs`` epochs;
     ``trainer_cfg`` (the run's trainer preset) supplies accelerator, devices, precision, strategy."""
-    from memlab.training.strategy import trainer_kwargs
+    from memlab.runs import trainer_kwargs
 
     kwargs = trainer_kwargs(trainer_cfg) if trainer_cfg else {}
     keep = ("accelerator", "devices", "precision", "strategy", "deterministic", "num_nodes")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from memlab.registry import ConfigError, Registry
+from memlab.errors import ConfigError, lookup
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,15 @@ class TaskSpec:
         return getattr(module, attr)
 
 
-TASKS = Registry("task")
-TASKS.register("train")(TaskSpec("train", "memlab.train:run"))
-TASKS.register("unlearn")(TaskSpec("unlearn", "memlab.unlearn:run"))
-TASKS.register("finetune")(TaskSpec("finetune", "memlab.finetune:run"))
-TASKS.register("toy")(TaskSpec("toy", "memlab.analysis.toy_task:run"))
+# task name -> where its primary config and its run(cfg) live (plain references, imported on use)
+TASKS: dict[str, TaskSpec] = {
+    "train": TaskSpec("train", "memlab.train:run"),
+    "unlearn": TaskSpec("unlearn", "memlab.unlearn.runner:run"),
+    "finetune": TaskSpec("finetune", "memlab.finetune:run"),
+    "toy": TaskSpec("toy", "tests.helpers.toy_task:run"),
+}
 
 
 def get_task(name: str) -> TaskSpec:
-    """The spec of a registered task; unknown names fail with the list of known ones."""
-    return TASKS.get(name)
+    """The spec of a known task; an unknown name fails with the list of known ones."""
+    return lookup(TASKS, name, kind="task", key="sweep.task")

@@ -1,4 +1,4 @@
-"""An ``Edit``: what every unlearning method produces (DESIGN.md "Edits").
+"""An ``Edit``: what every unlearning method produces.
 
 Keep-masks over MLP parameters (False = entry zeroed) plus the method's name, hyperparameters,
 timing and the number of entries changed. An Edit applies to a model, saves as a small
@@ -16,6 +16,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from memlab.errors import ConfigError
+from memlab.models.zero3 import gathered_for_edit
 
 
 @dataclass
@@ -39,17 +42,15 @@ class Edit:
 
     @torch.no_grad()
     def apply(self, model: nn.Module) -> nn.Module:
-        """Zero the masked entries of ``model`` in place (and return it). ZeRO-3 partitioned
-        models go through the gathering helper :func:`memlab.models.zero3.apply_edit_zero3`."""
+        """Zero the masked entries of ``model`` in place (and return it). A ZeRO-3 partitioned
+        parameter is gathered one at a time (peak memory = one full MLP matrix) and re-partitioned."""
         params = dict(model.named_parameters())
-        if any(hasattr(p, "ds_id") for p in params.values()):  # DeepSpeed ZeRO-3 partitioned
-            from memlab.models.zero3 import apply_edit_zero3
-
-            return apply_edit_zero3(self, model)
+        missing = [name for name in self.masks if name not in params]
+        if missing:
+            raise ConfigError(f"the edit masks {missing[0]}, which the model does not have")
         for name in self.masks:
-            if name not in params:
-                raise KeyError(f"edit parameter {name} is not in the model")
-        self.zero_masked({name: params[name] for name in self.masks})
+            with gathered_for_edit([params[name]], modify=True):
+                self.zero_masked({name: params[name]})
         return model
 
     @torch.no_grad()

@@ -2,7 +2,7 @@
 
 Hydra's own multirun expands comma lists into a cartesian product, which cannot express the paper's
 filtered grids (unlearning-methods.md §8). So the plan is expanded in Python
-(:mod:`memlab.analysis.sweep_plan`) and handed to the launcher the way Hydra's basic sweeper does it:
+(:mod:`memlab.sweeps.plan`) and handed to the launcher the way Hydra's basic sweeper does it:
 compose the task's primary config as the master config, instantiate the launcher chosen on the
 command line (``hydra/launcher=local|joblib|slurm``), and call ``launch`` with one override list per run.
 Each job recomposes its own config from those overrides (on the worker, for submitit), so every run
@@ -28,14 +28,13 @@ from hydra.core.plugins import Plugins
 from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from memlab.analysis.results_store import ResultsStore, run_hash
-from memlab.analysis.run_job import SKIPPED, execute_run
-from memlab.analysis.sweep_plan import SweepPlan
-from memlab.analysis.tasks import get_task
-from memlab.registry import ConfigError
+from memlab.errors import ConfigError
+from memlab.runs import CONF_DIR, ResultsStore, run_hash
+from memlab.sweeps.execute import SKIPPED, execute_run
+from memlab.sweeps.plan import SweepPlan
+from memlab.sweeps.tasks import get_task
 
 log = logging.getLogger(__name__)
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 @dataclass
@@ -75,12 +74,14 @@ def compose_run(
 
 
 def pending_jobs(
-    plan: SweepPlan, loader: ConfigLoaderImpl, master: DictConfig, done: set[str]
+    plan: SweepPlan, loader: ConfigLoaderImpl, master: DictConfig, results_dir: str
 ) -> tuple[list[list[str]], int]:
-    """Override lists of runs not done yet (each gets ``hydra.sweep.subdir=<hash>``), and #done."""
+    """Override lists of runs not done yet (each writes its row to ``results_dir`` and its files to
+    ``hydra.sweep.subdir=<hash>``), and the number of runs already done."""
+    done = ResultsStore(results_dir).done_hashes()
     jobs, n_done = [], 0
     for run in plan.runs:
-        overrides = run.override_strings()
+        overrides = [*run.override_strings(), f"paths.results_dir={results_dir}"]
         hash_ = run_hash(compose_run(loader, master, overrides))
         if hash_ in done:
             n_done += 1
@@ -119,7 +120,7 @@ def launch_plan(
         "hydra.job.chdir=false",
     ]
     master = compose_master(loader, get_task(plan.task).config_name, hydra_overrides)
-    jobs, n_done = pending_jobs(plan, loader, master, ResultsStore(results_dir).done_hashes())
+    jobs, n_done = pending_jobs(plan, loader, master, results_dir)
     jobs = jobs[:max_runs] if max_runs is not None else jobs
     outcome = SweepOutcome(planned=len(plan), already_done=n_done, launched=len(jobs))
     if not jobs:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memlab.analysis.conditions import matches
-from memlab.registry import ConfigError
+from memlab.errors import ConfigError
 
 _SAFE_VALUE = re.compile(r"^[\w./:@+\-]+$")
 _SPEC_KEYS = {"name", "task", "context", "fixed", "axes", "rules", "filters"}

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from memlab.runs import finish
+
 
 def _log_execution(path: str | None, x: float, y: float) -> None:
     if path:
@@ -37,10 +39,11 @@ def run(cfg: Any) -> dict[str, Any]:
     before_mem, before_ppl = 50.0, 20.0
     after_mem = max(0.0, before_mem * (1.0 - x))
     after_ppl = before_ppl * (1.0 + y * x)
-    return {
+    metrics = {
         "before/mem/perc": before_mem,
         "after/mem/perc": after_mem,
         "before/util/ppl": before_ppl,
         "after/util/ppl": after_ppl,
         "cost/seconds": 0.01 * (1 + x + y),
     }
+    return finish(cfg, metrics)

@@ -12,9 +12,10 @@ from omegaconf import OmegaConf
 from transformers import GPTNeoXForCausalLM
 
 from memlab.models.build import build_model
+from tests.helpers.configs import CONF_DIR
 
 VOCAB, SEQ_LEN = 64, 80
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(CONF_DIR)
 
 
 def tiny_neox(hidden: int = 32, layers: int = 2, vocab: int = VOCAB) -> GPTNeoXForCausalLM:
