@@ -16,6 +16,11 @@ class ConfigError(ValueError):
     """A user-facing configuration error: the message is one line naming the key and allowed values."""
 
 
+class RunError(RuntimeError):
+    """A run that cannot go on (a non-finite loss, a failed rank): the entry point prints one line,
+    records a ``failed`` results row and exits with status 1."""
+
+
 def lookup(table: Mapping[str, T], name: Any, *, kind: str, key: str) -> T:
     """``table[name]``, or one line naming the config ``key`` and the known names."""
     if name not in table:
