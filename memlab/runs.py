@@ -20,6 +20,7 @@ sweep skips runs that are already done. Row schema (flat): config keys flattened
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -350,6 +351,7 @@ def entry_point(config_name: str, run: RunFn) -> Callable[[], None]:
 
     task.__name__ = config_name
     task.__module__ = f"memlab.{config_name}"
+    help_text = inspect.getmodule(run).__doc__ or ""
 
     def main() -> None:
         import hydra
@@ -357,6 +359,8 @@ def entry_point(config_name: str, run: RunFn) -> Callable[[], None]:
         from omegaconf.errors import OmegaConfBaseException
 
         os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises: the errors become one line here
+        # `--help` opens with the task's own description and examples (conf/hydra/default.yaml)
+        OmegaConf.register_new_resolver("memlab_help", lambda: help_text.strip().replace("$", "$$"), replace=True)
         wrapped = hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")
         try:
             wrapped(task)()
