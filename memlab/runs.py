@@ -295,6 +295,9 @@ def _remove_if_empty(run_dir: Path | None) -> None:
     own = {".hydra", "run.log"}
     if all(p.name in own for p in run_dir.iterdir()):
         shutil.rmtree(run_dir, ignore_errors=True)
+        for parent in (run_dir.parent, run_dir.parent.parent):  # outputs/runs/<task>, outputs/runs
+            if parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
 
 
 def guarded(run: RunFn, cfg: DictConfig) -> Mapping[str, Any]:
@@ -360,7 +363,9 @@ def entry_point(config_name: str, run: RunFn) -> Callable[[], None]:
 
         os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises: the errors become one line here
         # `--help` opens with the task's own description and examples (conf/hydra/default.yaml)
-        OmegaConf.register_new_resolver("memlab_help", lambda: help_text.strip().replace("$", "$$"), replace=True)
+        OmegaConf.register_new_resolver(
+            "memlab_help", lambda: help_text.strip().replace("$", "$$"), replace=True
+        )
         wrapped = hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")
         try:
             wrapped(task)()
