@@ -13,6 +13,7 @@ import torch
 from memlab.data.build import load_data
 from memlab.errors import ConfigError
 from memlab.finetune import (
+    base_checkpoint_path,
     completed_epochs,
     find_base_checkpoint,
     optimizer_state,
@@ -110,3 +111,40 @@ def test_base_checkpoint_lookup_in_the_results_store(tiny_run, tmp_path):
         find_base_checkpoint(tmp_path, {"data": "increment", "n_layer": 4})
     with pytest.raises(ConfigError, match="unknown base key"):
         find_base_checkpoint(tmp_path, {"layers": 2})
+
+
+def test_ckpt_is_required_unless_latest_is_asked_for(tiny_run, tmp_path):
+    """Without ckpt nothing is fine-tuned; ckpt=latest takes the results-store match of base.*."""
+    with pytest.raises(ConfigError, match="ckpt is not set: pass ckpt=<path .*>, or ckpt=latest"):
+        run(compose_config("finetune", QUIET, tmp_path))
+    from memlab.runs import ResultsStore
+
+    row = {"run/task": "train", "run/status": "done", "data.name": "increment"}
+    row.update({"regularizer.name": "none", "paths.output_dir": str(tiny_run.out)})
+    ResultsStore(tmp_path / "results").append(row)
+    cfg = compose_config("finetune", ["ckpt=latest", "base.data=increment", *QUIET], tmp_path)
+    assert base_checkpoint_path(cfg) == tiny_run.ckpt
+    cfg = compose_config("finetune", ["ckpt=latest", "base.data=mult", *QUIET], tmp_path)
+    with pytest.raises(ConfigError, match="ckpt=latest: no finished run"):
+        base_checkpoint_path(cfg)
+
+
+def test_interrupted_finetuning_resumes_from_its_own_last_ckpt(tiny_run, tmp_path):
+    """A fine-tuning run killed in its third epoch, re-run with the same run directory (as a sweep
+    re-runs it), resumes from its own last.ckpt and ends where an uninterrupted run ends."""
+    from tests.test_training import SimulatedKill, kill_at
+
+    overrides = ["finetune=clean", "finetune.epochs=3"]
+    whole = run(finetune_config(tmp_path / "whole", tiny_run.ckpt, *overrides))
+    base_passes = completed_epochs(torch.load(tiny_run.ckpt, weights_only=False))
+    killed = finetune_config(
+        tmp_path / "part", tiny_run.ckpt, *overrides, *kill_at(base_passes + 2)
+    )
+    with pytest.raises(SimulatedKill):
+        run(killed)
+    last = torch.load(tmp_path / "part" / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert completed_epochs(last) == base_passes + 2
+    resumed = run(finetune_config(tmp_path / "part", tiny_run.ckpt, *overrides))
+    for key in ("mem/perc", "mem/perc_clean", "util/acc_mean", "util/loss/7", "train/loss"):
+        assert resumed[key] == pytest.approx(whole[key], rel=1e-6, abs=1e-9), key
+    assert resumed["finetune/epochs"] == whole["finetune/epochs"] == 3
