@@ -24,12 +24,12 @@ from memlab.training.epochs import EpochNumbering
 
 def sequence_losses(
     logits: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sequence mean CE [B] and the token-level CE [B, T−1] of next-token prediction."""
+) -> torch.Tensor:
+    """Per-sequence mean next-token cross-entropy [B] (over the ``mask``ed targets when given)."""
     ce = token_losses(logits, x)
     if mask is None:
-        return ce.mean(dim=1), ce
-    return (ce * mask).sum(1) / mask.sum(1).clamp(min=1), ce
+        return ce.mean(dim=1)
+    return (ce * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
 class LMModule(pl.LightningModule):
@@ -95,7 +95,7 @@ class LMModule(pl.LightningModule):
         logits = self(x)
         self.example_index = None
         mask = valid_targets(x, self.pad_id).float() if self.mask_padding else None
-        seq_loss, _ = sequence_losses(logits, x, mask)
+        seq_loss = sequence_losses(logits, x, mask)
         loss = self.regularized_loss(seq_loss, index)
         self.check_finite(loss)
         pure = seq_loss.mean()
