@@ -136,7 +136,9 @@ def fill_template(template: str, view: Mapping[str, Any]) -> Any:
 def _apply_rule(runs: list[dict[str, Any]], rule: Mapping[str, Any], context: Mapping[str, Any]):
     unknown = set(rule) - _RULE_KEYS
     if unknown:
-        raise ConfigError(f"unknown sweep rule key(s) {sorted(unknown)}; known: {sorted(_RULE_KEYS)}")
+        raise ConfigError(
+            f"unknown sweep rule key(s) {sorted(unknown)}; known: {sorted(_RULE_KEYS)}"
+        )
     out: list[dict[str, Any]] = []
     for run in runs:
         if not matches(rule.get("when"), _view(run, context)):
@@ -144,7 +146,9 @@ def _apply_rule(runs: list[dict[str, Any]], rule: Mapping[str, Any], context: Ma
             continue
         for new in _product([{**run, **(rule.get("set") or {})}], rule.get("axes") or {}):
             view = _view(new, context)
-            formatted = {k: fill_template(str(t), view) for k, t in (rule.get("format") or {}).items()}
+            formatted = {
+                k: fill_template(str(t), view) for k, t in (rule.get("format") or {}).items()
+            }
             out.append({**new, **formatted})
     return out
 
