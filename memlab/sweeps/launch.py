@@ -28,6 +28,7 @@ from typing import Any
 from hydra._internal.callbacks import Callbacks
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.utils import create_config_search_path
+from hydra.core.config_search_path import SearchPathQuery
 from hydra.core.plugins import Plugins
 from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
@@ -42,9 +43,12 @@ from memlab.runs import (
     run_hash,
 )
 from memlab.sweeps.execute import SKIPPED, execute_run
-from memlab.sweeps.plan import PlannedRun, SweepPlan, format_value
+from memlab.sweeps.plan import PlannedRun, SweepPlan
 
 log = logging.getLogger(__name__)
+
+
+_BOOKKEEPING = ("paths.results_dir=", "hydra.sweep.subdir=")  # overrides the sweep adds to a run
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,14 @@ class SweepOutcome:
     failed: list[FailedRun] = field(default_factory=list)
 
 
-def make_loader(conf_dir: Path = CONF_DIR) -> ConfigLoaderImpl:
-    return ConfigLoaderImpl(config_search_path=create_config_search_path(str(conf_dir)))
+def make_loader(search_path: Sequence[str] = ()) -> ConfigLoaderImpl:
+    """Hydra's config loader over memlab's conf/ plus extra config directories (``hydra.searchpath``
+    entries such as ``file:///abs/dir``) where a task outside memlab keeps its YAML; pickled with
+    the launcher, so its jobs search the same directories."""
+    path = create_config_search_path(str(CONF_DIR))
+    for entry in reversed(search_path):  # after conf/, in the order given
+        path.append(provider="memlab.sweep", path=entry, anchor=SearchPathQuery(provider="main"))
+    return ConfigLoaderImpl(config_search_path=path)
 
 
 def compose_master(
@@ -134,8 +144,8 @@ def pending_jobs(
 
 def check_plan(plan: SweepPlan, *, search_path: Sequence[str] = ()) -> None:
     """Compose every run of the plan; the first one that does not compose ends with one line."""
-    loader = make_loader()
-    master = compose_master(loader, plan.task.config_name, _hydra_overrides(plan, search_path))
+    loader = make_loader(search_path)
+    master = compose_master(loader, plan.task.config_name, _hydra_overrides(plan))
     for i, run in enumerate(plan.runs):
         try:
             compose_run(loader, master, run.override_strings())
@@ -143,15 +153,20 @@ def check_plan(plan: SweepPlan, *, search_path: Sequence[str] = ()) -> None:
             raise ConfigError(f"run [{i}] ({' '.join(run.override_strings())}): {err}") from err
 
 
-def _hydra_overrides(
-    plan: SweepPlan, search_path: Sequence[str], sweep_dir: str | Path | None = None
-) -> list[str]:
+def _hydra_overrides(plan: SweepPlan, sweep_dir: str | Path | None = None) -> list[str]:
     out = [f"hydra.job.name={plan.task.name}", "hydra.job.chdir=false"]
     if sweep_dir is not None:
         out.append(f"hydra.sweep.dir={Path(sweep_dir).resolve()}")
-    if search_path:
-        out.append(f"hydra.searchpath={format_value(list(search_path))}")
     return out
+
+
+def _run_log(ret: Any) -> str | None:
+    """The job's log file, when it exists."""
+    try:
+        path = Path(ret.hydra_cfg.hydra.runtime.output_dir) / "run.log"
+    except Exception:  # no Hydra config came back (a crashed worker)
+        return None
+    return str(path) if path.exists() else None
 
 
 def _outcome_of(returns: Sequence[Any], outcome: SweepOutcome) -> None:
@@ -164,10 +179,9 @@ def _outcome_of(returns: Sequence[Any], outcome: SweepOutcome) -> None:
         status = row.get("run/status", "unknown")
         outcome.statuses[status] = outcome.statuses.get(status, 0) + 1
         if status in (FAILED, "crashed"):
-            log_file = Path(ret.working_dir or "") / "run.log" if ret.working_dir else None
+            overrides = tuple(o for o in ret.overrides or () if not o.startswith(_BOOKKEEPING))
             outcome.failed.append(FailedRun(
-                str(row.get("run/hash")), tuple(ret.overrides or ()), str(row.get("run/error")),
-                str(log_file) if log_file and log_file.exists() else None,
+                str(row.get("run/hash")), overrides, str(row.get("run/error")), _run_log(ret)
             ))  # fmt: skip
 
 
@@ -185,16 +199,17 @@ def launch_plan(
 
     ``search_path``: extra config directories (Hydra ``hydra.searchpath`` entries) for a task whose
     YAML lives outside memlab; the jobs inherit them."""
-    loader = make_loader()
+    loader = make_loader(search_path)
     results_dir = str(Path(results_dir).resolve())
-    hydra_overrides = _hydra_overrides(plan, search_path, sweep_dir)
+    hydra_overrides = _hydra_overrides(plan, sweep_dir)
     master = compose_master(loader, plan.task.config_name, hydra_overrides)
     pending = pending_jobs(plan, loader, master, results_dir)
     store = ResultsStore(results_dir)
     outcome = SweepOutcome(planned=len(plan), already_done=pending.already_done, launched=0)
     for row in pending.not_composed:
         store.append(row)
-        outcome.failed.append(FailedRun(row["run/hash"], tuple(), row["run/error"], None))
+        overrides = tuple(f"{k}={v}" for k, v in row.items() if "/" not in k)
+        outcome.failed.append(FailedRun(row["run/hash"], overrides, row["run/error"], None))
     if pending.not_composed:
         outcome.statuses[FAILED] = len(pending.not_composed)
     jobs = pending.jobs[:max_runs] if max_runs is not None else pending.jobs
