@@ -276,3 +276,18 @@ def test_killed_training_sweep_resumes_its_run_from_the_epoch_it_reached(tmp_pat
     assert f"resuming from {last}" in log
     (row,) = ResultsStore(tmp_path / "outputs" / "results").rows()
     assert row["run/status"] == "done"
+
+
+def test_a_later_stage_addresses_the_run_directories_of_an_earlier_one(tmp_path):
+    env = {**os.environ, **ENV, "MEMLAB_ROOT": str(tmp_path)}
+    cmd = _sweep_cmd(experiment="toy_stages")
+    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "sweep 'toy_parents': planned 2" in out.stdout
+    assert "sweep 'toy_children': planned 2" in out.stdout
+    parents = sorted((tmp_path / "outputs" / "sweeps" / "toy_parents").iterdir())
+    assert len(parents) == 2
+    logged = sorted((p / "child.log").read_text() for p in parents)
+    assert logged == ["0.1,3.0\n", "0.2,3.0\n"]  # each child wrote into its own parent's directory
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert "sweep 'toy_children': planned 2, already_done 2, launched 0" in again.stdout

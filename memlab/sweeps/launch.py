@@ -153,6 +153,23 @@ def check_plan(plan: SweepPlan, *, search_path: Sequence[str] = ()) -> None:
             raise ConfigError(f"run [{i}] ({' '.join(run.override_strings())}): {err}") from err
 
 
+def run_dirs(
+    plan: SweepPlan, *, sweep_dir: str | Path, search_path: Sequence[str] = ()
+) -> list[tuple[str, dict[str, Any]]]:
+    """``(<sweep_dir>/<run hash>, overrides and facts)`` of every run that composes: where a later
+    stage of a multi-stage sweep finds the run's checkpoints."""
+    loader = make_loader(search_path)
+    master = compose_master(loader, plan.task.config_name, _hydra_overrides(plan))
+    out = []
+    for run in plan.runs:
+        try:
+            hash_ = run_hash(compose_run(loader, master, run.override_strings()))
+        except ConfigError:  # recorded as failed when its own stage is launched
+            continue
+        out.append((str(Path(sweep_dir).resolve() / hash_), run.as_dict()))
+    return out
+
+
 def _hydra_overrides(plan: SweepPlan, sweep_dir: str | Path | None = None) -> list[str]:
     out = [f"hydra.job.name={plan.task.name}", "hydra.job.chdir=false"]
     if sweep_dir is not None:

@@ -37,7 +37,8 @@ from memlab.sweeps.tasks import TaskSpec, get_task
 
 _SAFE_VALUE = re.compile(r"^[\w./:@+\-]+$")
 _PLACEHOLDER = re.compile(r"\{([\w.]+)(?::([^{}]*))?\}")
-_SPEC_KEYS = {"name", "task", "context", "fixed", "axes", "rules", "filters"}
+_SPEC_KEYS = {"name", "task", "context", "fixed", "axes", "rules", "filters", "each", "stages"}
+_EACH_KEYS = {"stage", "context"}
 _RULE_KEYS = {"when", "set", "axes", "format"}
 CONTEXT = "context."
 
@@ -181,6 +182,43 @@ def build_plan(spec: Mapping[str, Any]) -> SweepPlan:
     task = get_task(spec["task"])
     planned = [_planned(task, run) for run in runs]
     return SweepPlan(name=str(spec.get("name") or task.name), task=task, runs=planned)
+
+
+def stage_specs(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The grids of a sweep in launch order: ``spec["stages"]`` when given, else ``[spec]``.
+
+    A multi-stage sweep runs its stages one after another (each a grid with its own task); a stage
+    with ``each: {stage: <earlier stage>, context: {<name>: <override key>}}`` is expanded once per
+    run of that earlier stage (:func:`expand_each`), so it can address that run's checkpoints.
+    """
+    stages = spec.get("stages")
+    if not stages:
+        return [dict(spec)]
+    names: list[str] = []
+    for stage in stages:
+        each = stage.get("each") or {}
+        if set(each) - _EACH_KEYS or (each and each.get("stage") not in names):
+            raise ConfigError(
+                f"sweep stage '{stage.get('name')}': each={each} must be "
+                f"{{stage: <an earlier stage of {names}>, context: {{name: override key}}}}"
+            )
+        names.append(str(stage.get("name")))
+    return [dict(stage) for stage in stages]
+
+
+def expand_each(spec: Mapping[str, Any], parents: list[tuple[str, Mapping[str, Any]]]) -> SweepPlan:
+    """One copy of the grid per parent run ``(run_dir, its overrides and facts)``: its context gets
+    ``run_dir`` and, per ``each.context`` entry, the parent's value of an override key (e.g. the
+    depth of the training run whose checkpoints an unlearning stage edits)."""
+    each = spec["each"]
+    grid = {k: v for k, v in spec.items() if k != "each"}
+    runs: list[PlannedRun] = []
+    for run_dir, parent in parents:
+        facts = {name: parent.get(key) for name, key in (each.get("context") or {}).items()}
+        context = {**(spec.get("context") or {}), "run_dir": run_dir, **facts}
+        runs.extend(build_plan({**grid, "context": context}).runs)
+    task = get_task(spec["task"])
+    return SweepPlan(name=str(spec.get("name") or task.name), task=task, runs=runs)
 
 
 def describe(plan: SweepPlan, show: int = 10, by: str | None = None) -> str:
