@@ -18,8 +18,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from memlab.analysis.conditions import matches
-from memlab.sweeps.launch import compose_master, compose_run, make_loader
-from memlab.sweeps.plan import PlannedRun, SweepPlan, build_plan
+from memlab.sweeps.launch import check_plan, compose_master, compose_run, make_loader, run_dirs
+from memlab.sweeps.plan import PlannedRun, SweepPlan, build_plan, expand_each, stage_specs
 from tests.helpers.configs import CONF_DIR
 
 MATH = ["mult", "increment"]
@@ -229,3 +229,36 @@ def test_every_pythia_unlearning_context(model, step):
 def test_every_training_grid_run(grid):
     applied = check_reference(grid, plan_for(grid))
     assert applied == {i for i, r in enumerate(REFERENCE) if r[0] == grid}
+
+
+# --------------------------------------------------------------------------- the mini study
+def mini_plans() -> dict[str, SweepPlan]:
+    """The stages of experiment=paper/mini, later ones expanded over stage 1's run directories."""
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        cfg = compose("sweep", overrides=["experiment=paper/mini"])
+    plans: dict[str, SweepPlan] = {}
+    for stage in stage_specs(OmegaConf.to_container(cfg.sweep, resolve=True)):  # type: ignore[arg-type]
+        if stage.get("each"):
+            parent = plans[stage["each"]["stage"]]
+            plan = expand_each(stage, run_dirs(parent, sweep_dir=f"/mini/{parent.name}"))
+        else:
+            plan = build_plan(stage)
+        plans[plan.name] = plan
+    return plans
+
+
+def test_mini_study_stages_and_counts():
+    plans = mini_plans()
+    assert {name: len(plan) for name, plan in plans.items()} == {
+        "mini_train": 6, "mini_regularizers": 3, "mini_finetune": 9, "mini_unlearn": 1080,
+    }  # fmt: skip
+    per_ckpt = plans["mini_unlearn"].count_by("ckpt")
+    assert len(per_ckpt) == 24 and set(per_ckpt.values()) == {45}
+    assert all(str(c).startswith("/mini/mini_train/") for c in per_ckpt)
+    assert len(plans["mini_unlearn"].count_by("unlearn")) == 11
+
+
+@pytest.mark.slow
+def test_every_mini_run_composes():
+    for plan in mini_plans().values():
+        check_plan(plan)
