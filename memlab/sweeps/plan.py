@@ -13,7 +13,10 @@ The reference launched its grids from nested Python loops with ad-hoc skips (its
   axes (per-method hyper-parameter loops), then ``format``: overrides built from templates such as
   ``"{context.ckpt_dir}/checkpoints/epoch={context.epoch:04d}.ckpt"`` (a placeholder names a key of
   the run's view, with an optional format spec; a null value makes the override null);
-- ``filters``: ``{when, reason}`` — runs matching ``when`` are dropped.
+- ``filters``: ``{when, reason}`` — runs matching ``when`` are dropped;
+- ``stages`` (instead of the keys above): grids run one after another, each with its own ``name``
+  and task; a stage with ``each: {stage, context}`` is expanded once per run of an earlier stage
+  (:func:`expand_each`), which is how a study's unlearning stage addresses its training runs.
 
 Conditions and templates see the run's overrides plus ``context.<name>`` keys (see
 :mod:`memlab.analysis.conditions`). A rule may also set or loop over ``context.<name>`` keys: those
