@@ -1,4 +1,5 @@
-"""Best-run selection: reproduces the published Pythia best runs; TinyMem scores (paper-results §2).
+"""Best-run selection: reproduces the published Pythia best runs (deviations.md D61); TinyMem scores;
+the utility definitions that score (deviations.md D18).
 
 Comparison of the selection code with ``best_pythia_unlearning_runs.csv`` (also in docs/analysis.md):
 
@@ -6,7 +7,7 @@ Comparison of the selection code with ``best_pythia_unlearning_runs.csv`` (also 
   memorization did not drop): **all 80 rows / 64 (model, step, method) cells match**.
 * the notebook's plain minimum-score rule (no 10 % restriction) differs in 24 cells, listed in
   ``PLAIN_RULE_DIFFERS``; in each one the published row is the best run *below 10 %* and the plain
-  rule picks a run that keeps ≥ 10 % memorized. The spec's known anomaly, 2.8B step 36000 Durable
+  rule picks a run that keeps ≥ 10 % memorized. A known anomaly of the published table, 2.8B step 36000 Durable
   (published ratio 1e-3: 0.59 %, ppl 97.7, score +1.906; plain rule: ratio 1e-4, 10.30 %, ppl 29.5,
   score −0.454), is one of them.
 """
@@ -64,7 +65,7 @@ def test_plain_min_score_rule_differs_exactly_where_documented(runs):
     plain = dataclasses.replace(sel.PYTHIA, candidate_mem_below=None)
     diffs = {(m, int(s), meth) for m, s, meth in rc.differing(_compare(runs, plain))}
     assert diffs == PLAIN_RULE_DIFFERS
-    assert (M28, 36000, "durable") in diffs  # the spec's known anomaly
+    assert (M28, 36000, "durable") in diffs  # the published table's known anomaly
 
 
 @needs_csv
@@ -116,3 +117,30 @@ def test_settings_from_report_config():
     assert by_name["pythia"].criterion.candidate_mem_below == 10.0
     assert by_name["pythia"].holds({"model.name": M28})
     assert by_name["math"].holds({"data.builder": "math"}) and not by_name["math"].holds({})
+
+
+def _two_definitions(method: str, ref_after: float, fixed_after: float) -> dict:
+    """A math run whose accuracy drop differs between the two definitions."""
+    row = _tiny(**{"unlearn.method": method, "after/mem/perc": 20.0})
+    for d in ("7", "2", "3", "4", "5"):
+        row[f"before/util/acc_ref/{d}"] = 80.0
+        row[f"after/util/acc_ref/{d}"] = ref_after
+        row[f"after/util/acc/{d}"] = fixed_after
+    return row
+
+
+def test_reference_definitions_score_by_default_and_corrected_ones_are_selectable():
+    """Two runs of one method, equal memorization: the reference's accuracy prefers run 0, the
+    corrected accuracy prefers run 1; each definition picks its own winner."""
+    df = pd.DataFrame([_two_definitions("m", 80.0, 45.0), _two_definitions("m", 40.0, 90.0)])
+    assert sel.MATH.definitions == "reference"
+    assert list(sel.select_best(df, sel.MATH).index) == [0]
+    corrected = dataclasses.replace(sel.MATH, definitions="corrected")
+    assert list(sel.select_best(df, corrected).index) == [1]
+    view = sel.in_definitions(df, "reference")
+    assert list(view["after/util/acc/7"]) == [80.0, 40.0]  # tables/CSVs show the scored values
+    setting = sel.Setting("math", sel.MATH)
+    assert "util/acc_ref" in sel.scoring_line(setting, df)
+    assert "corrected" in sel.scoring_line(sel.Setting("math", corrected), df)
+    with pytest.raises(sel.ConfigError):
+        dataclasses.replace(sel.MATH, definitions="padded")

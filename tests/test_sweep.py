@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,8 @@ from omegaconf import OmegaConf
 
 from memlab.runs import ResultsStore
 from memlab.sweeps.plan import build_plan, format_value
+from tests.helpers.configs import TINY_OVERRIDES
+from tests.helpers.toy_task import SEARCH_PATH, TOY_TASK
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
@@ -35,11 +39,14 @@ def test_training_grid_has_168_runs():
     [(4, "mult", 167), (16, "mult", 163), (4, "wikitext", 166), (16, "wikitext", 163)],
 )
 def test_unlearning_grid_per_tinymem_checkpoint(n_layer, data, expected):
-    """167 / 163 / 166 per checkpoint as in unlearning-methods.md §8. For a 16-layer wikitext model
-    the reference's own filters (localize_hp_sweep.py: the 16-layer and the wiki rule both drop the
-    same greedy ratio-0.05 run) give 163, not the 162 quoted in the spec (which subtracts it twice)."""
+    """167 / 163 / 166 per checkpoint as the reference's localize_hp_sweep.py filters give. For a
+    16-layer wikitext model its filters (the 16-layer and the wiki rule both drop the same greedy
+    ratio-0.05 run) give 163, not the 162 obtained by subtracting that run twice."""
     plan = plan_for(
-        "paper/unlearn_tinymem", f"sweep.context.n_layer={n_layer}", f"sweep.context.data={data}"
+        "paper/unlearn_tinymem",
+        f"sweep.context.n_layer={n_layer}",
+        f"sweep.context.data={data}",
+        "sweep.context.ckpt=/one.ckpt",
     )
     assert len(plan) == expected
     counts = plan.count_by("unlearn")
@@ -68,10 +75,18 @@ def test_override_formatting():
     assert format_value("a b") == "'a b'" and format_value([1, "x"]) == "[1,x]"
 
 
+ENV = {"WANDB_MODE": "offline", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+
+
+def _sweep_cmd(*args: str, experiment: str = "toy_sweep") -> list[str]:
+    search = f"hydra.searchpath={format_value(SEARCH_PATH)}"
+    return [sys.executable, "-m", "memlab.sweep", search, f"experiment={experiment}", *args]
+
+
 def _sweep(tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MEMLAB_ROOT": str(tmp), "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "memlab.sweep", "experiment=toy_sweep", *args]
-    return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
+    env = {**os.environ, **ENV, "MEMLAB_ROOT": str(tmp)}
+    return subprocess.run(_sweep_cmd(*args), cwd=tmp, env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
 
 
 def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
@@ -97,9 +112,10 @@ def _launch(tmp_path, monkeypatch, launcher: dict, rules=None):
     from memlab.sweeps.launch import launch_plan
 
     monkeypatch.setenv("MEMLAB_ROOT", str(tmp_path))
-    spec = {"name": "t", "task": "toy", "axes": {"toy.x": [0.1, 0.2, 0.3]}, "rules": rules or []}
+    spec = {"name": "t", "task": TOY_TASK, "axes": {"toy.x": [0.1, 0.2, 0.3]}, "rules": rules or []}
     return launch_plan(build_plan(spec), launcher_cfg=OmegaConf.create(launcher),
-                       results_dir=tmp_path / "results", sweep_dir=tmp_path / "sweeps")  # fmt: skip
+                       results_dir=tmp_path / "results", sweep_dir=tmp_path / "sweeps",
+                       search_path=SEARCH_PATH)  # fmt: skip
 
 
 BASIC = {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}
@@ -162,6 +178,116 @@ def test_slurm_launcher_submits_one_job_per_run(tmp_path, monkeypatch):
 
 def test_dry_run_prints_count(tmp_path):
     out = _sweep(tmp_path, "dry_run=true", "show=2")
-    assert (
-        out.returncode == 0 and "9 runs" in out.stdout and "[1] python -m memlab.toy" in out.stdout
+    assert out.returncode == 0 and "9 runs" in out.stdout
+    assert "[1] tests.helpers.toy_task:run toy.x=0.25 toy.y=1.0" in out.stdout
+
+
+def test_dry_run_names_the_first_run_that_does_not_compose(tmp_path):
+    out = _sweep(tmp_path, "dry_run=true", "+sweep.rules=[{when:{toy.x:0.5},set:{toy.bogus:1}}]")
+    assert out.returncode == 2 and not out.stdout
+    assert out.stderr.strip().splitlines()[-1] == (
+        "memlab: error: run [3] (toy.x=0.5 toy.y=1.0 toy.bogus=1): "
+        "toy.bogus: unknown key; add a new key with +toy.bogus=<value>"
     )
+
+
+def test_a_run_that_does_not_compose_fails_alone(tmp_path, monkeypatch):
+    """No job and no folder for it; a failed row with the composition error; the others run."""
+    bad = [{"when": {"toy.x": 0.2}, "set": {"toy.bogus": 1}}]
+    outcome = _launch(tmp_path, monkeypatch, BASIC, bad)
+    assert outcome.statuses == {"failed": 1, "done": 2} and outcome.launched == 2
+    (failed,) = outcome.failed
+    assert failed.error == "toy.bogus: unknown key; add a new key with +toy.bogus=<value>"
+    assert failed.log is None
+    rows = ResultsStore(tmp_path / "results").rows()
+    assert [r["run/status"] for r in rows].count("failed") == 1
+    assert len(list((tmp_path / "sweeps").iterdir())) == 2  # one folder per launched run
+
+
+def test_failed_runs_end_the_sweep_with_status_1_and_a_summary(tmp_path):
+    out = _sweep(tmp_path, "+sweep.rules=[{when:{toy.x:0.25,toy.y:2.0},set:{toy.fail:true}}]")
+    assert out.returncode == 1
+    assert "sweep 'toy_sweep': planned 9, already_done 0, launched 9" in out.stdout
+    assert "1 run(s) failed:" in out.stderr and "failed on purpose" in out.stderr
+    hash_ = ResultsStore(tmp_path / "outputs" / "results").load().query("`run/status` == 'failed'")
+    (run_hash,) = hash_["run/hash"]
+    log = tmp_path / "outputs" / "sweeps" / "toy_sweep" / run_hash / "run.log"
+    assert f"{run_hash} toy.x=0.25 toy.y=2.0 toy.fail=true\n" in out.stderr
+    assert f"log: {log}" in out.stderr
+    assert "failed on purpose" in log.read_text()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_driver_and_its_joblib_workers(tmp_path):
+    pids = tmp_path / "pids"
+    fixed = f"+sweep.fixed={{toy.sleep:60,toy.pid_file:'{pids}'}}"
+    env = {**os.environ, **ENV, "MEMLAB_ROOT": str(tmp_path)}
+    cmd = _sweep_cmd("hydra/launcher=joblib", fixed)
+    driver = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and len(pids.read_text().split() if pids.exists() else []) < 2:
+        time.sleep(0.5)
+    workers = [int(p) for p in pids.read_text().split()]
+    assert len(workers) == 2 and all(_alive(p) for p in workers)  # two runs are sleeping
+    driver.send_signal(signal.SIGTERM)
+    driver.communicate(timeout=60)
+    assert driver.returncode != 0
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.5)
+    assert not any(_alive(p) for p in workers)  # no orphaned worker keeps running a job
+
+
+@pytest.mark.slow
+def test_killed_training_sweep_resumes_its_run_from_the_epoch_it_reached(tmp_path):
+    """The run dir is <sweep_dir>/<name>/<run hash>, so the re-run finds the killed run's last.ckpt
+    and memlab.train resumes from it. PASSES ONLY WITH last.ckpt WRITTEN EVERY EPOCH (the training
+    branch's checkpoint callback); before that the first last.ckpt appears at the end of training."""
+    spec = ["sweep.name=tiny_train", "sweep.task=train", "max_runs=1",
+            "+sweep.fixed={" + ",".join(o.replace("=", ":", 1) for o in TINY_OVERRIDES
+                                       if not o.startswith("~")) + ",trainer.max_epochs:20}"]  # fmt: skip
+    env = {**os.environ, **ENV, "MEMLAB_ROOT": str(tmp_path)}
+    cmd = [sys.executable, "-m", "memlab.sweep", *spec, "~sweep.axes", "+sweep.axes={seed:[0]}"]
+    first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    sweep_dir = tmp_path / "outputs" / "sweeps" / "tiny_train"
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(sweep_dir.glob("*/checkpoints/last.ckpt")):
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)  # the driver and the run die at once, mid-training
+    first.wait()
+    (last,) = sweep_dir.glob("*/checkpoints/last.ckpt")
+    import torch
+
+    reached = int(torch.load(last, map_location="cpu", weights_only=False)["epoch"])
+    assert reached < 19  # killed before the end
+    second = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    log = (last.parent.parent / "run.log").read_text()
+    assert f"resuming from {last}" in log
+    (row,) = ResultsStore(tmp_path / "outputs" / "results").rows()
+    assert row["run/status"] == "done"
+
+
+def test_a_later_stage_addresses_the_run_directories_of_an_earlier_one(tmp_path):
+    env = {**os.environ, **ENV, "MEMLAB_ROOT": str(tmp_path)}
+    cmd = _sweep_cmd(experiment="toy_stages")
+    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "sweep 'toy_parents': planned 2" in out.stdout
+    assert "sweep 'toy_children': planned 2" in out.stdout
+    parents = sorted((tmp_path / "outputs" / "sweeps" / "toy_parents").iterdir())
+    assert len(parents) == 2
+    logged = sorted((p / "child.log").read_text() for p in parents)
+    assert logged == ["0.1,3.0\n", "0.2,3.0\n"]  # each child wrote into its own parent's directory
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert "sweep 'toy_children': planned 2, already_done 2, launched 0" in again.stdout

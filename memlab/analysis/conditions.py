@@ -1,7 +1,8 @@
 """A tiny condition language over flat ``key -> value`` mappings.
 
-The paper's grids are encoded as data (unlearning-methods.md §8: "filters, applied in order"), and the
-report splits rows into settings by their config (paper-results.md §2). Both need the same small
+The paper's grids are encoded as data (filters applied in order, as the reference's
+``localize_hp_sweep.py`` applies them), and the report splits rows into settings by their config
+(docs/analysis.md, Selection rules). Both need the same small
 predicate: ``{key: spec, ...}`` holds when every key's spec holds.
 
 A spec is a scalar (equality), a list (membership) or a mapping of operators:

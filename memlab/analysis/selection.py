@@ -1,16 +1,22 @@
-"""Best run per (setting, method): the paper's selection criteria (paper-results.md §2).
+"""Best run per (setting, method): the paper's selection criteria (docs/analysis.md, Selection rules).
 
 Scores are relative changes against the unedited model (``before/*``), as fractions:
 
-- **Pythia** (§2.1, verified on the published tables): ``Δmem + Δppl``, plus a penalty of **100**
+- **Pythia** (verified on the published tables): ``Δmem + Δppl``, plus a penalty of **100**
   when memorization did not drop at all (Δmem == 0). Candidates for a method are restricted to runs
-  that end **below 10 % memorization** when at least one such run exists, otherwise all its runs.
-  This restriction is what reproduces all 64 method rows of ``best_pythia_unlearning_runs.csv``
-  from ``all_pythia_unlearning_runs.csv`` (including the 2.8B@36000 Durable row that the plain
-  minimum-score rule gets wrong; see ``docs/analysis.md``).
-- **TinyMem math** (§2.2, verified): ``Δmem − mean_d Δacc_d`` over the five test distributions
+  that end **below 10 % memorization** when at least one such run exists, otherwise all its runs
+  (deviations.md D61). This restriction is what reproduces all 64 method rows of
+  ``best_pythia_unlearning_runs.csv`` from ``all_pythia_unlearning_runs.csv`` (including the
+  2.8B@36000 Durable row that the plain minimum-score rule gets wrong; see ``docs/analysis.md``).
+- **TinyMem math** (verified): ``Δmem − mean_d Δacc_d`` over the five test distributions
   (7, 2, 3, 4, 5); no penalty, no candidate restriction.
-- **TinyMem language** (§2.3, inferred): ``Δmem + Δppl``.
+- **TinyMem language** (inferred): ``Δmem + Δppl``.
+
+Accuracy and perplexity are scored in the reference's definitions by default (padding included,
+mean over batches: the ``util/*_ref`` metrics), because the published best runs were chosen with
+them; ``definitions: corrected`` scores with memlab's pad-masked, token-weighted ones
+(deviations.md D18). :func:`in_definitions` gives rows whose plain ``util/*`` columns hold the chosen
+definition (for tables and reference-format CSVs), :func:`scoring_line` says which was used.
 
 The minimum score wins; ties are all kept (the reference lists Slimming three times per Pythia cell,
 once per epochs value, with identical metrics).
@@ -18,6 +24,7 @@ once per epochs value, with identical metrics).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +37,8 @@ from memlab.errors import ConfigError
 
 METHOD_KEY = "unlearn.method"
 MEM = "mem/perc"
+DEFINITIONS = ("reference", "corrected")
+_REF_COLUMN = re.compile(r"^((?:before|after)/util/(?:acc|ppl|loss))_ref(_mean)?(/.+)?$")
 
 
 @dataclass(frozen=True)
@@ -44,10 +53,15 @@ class Criterion:
     mem_cutoff: float | None = None  # drop runs with after/mem/perc >= this
     ppl_cutoff: float | None = None  # drop runs with after/util/ppl >= this
     group_by: tuple[str, ...] = ()  # keys of one model/checkpoint (a "cell")
+    definitions: str = "reference"  # accuracy/perplexity scored: reference | corrected (D18)
 
     def __post_init__(self) -> None:
         if self.utility not in ("ppl", "acc"):
             raise ConfigError(f"selection utility '{self.utility}' unknown; known: acc, ppl")
+        if self.definitions not in DEFINITIONS:
+            raise ConfigError(
+                f"definitions={self.definitions}: unknown; known: {', '.join(DEFINITIONS)}"
+            )
 
 
 PYTHIA = Criterion("ppl", 100.0, 10.0, group_by=("model.name", "model.revision"))
@@ -69,6 +83,37 @@ class Setting:
         return not self.when or any(matches(cond, row) for cond in self.when)
 
 
+def in_definitions(df: pd.DataFrame, definitions: str) -> pd.DataFrame:
+    """Rows whose plain utility columns (``before/util/acc/7``, ``after/util/ppl``, ...) hold the
+    chosen definition: for ``reference`` each ``util/<m>_ref...`` column replaces its plain twin
+    (rows without ``_ref`` columns, e.g. an imported reference CSV, are left as they are)."""
+    if definitions == "corrected":
+        return df
+    out = df.copy()
+    for col in df.columns:
+        match = _REF_COLUMN.match(str(col))
+        if match:
+            plain = match.group(1) + (match.group(2) or "") + (match.group(3) or "")
+            out[plain] = df[col]
+    return out
+
+
+def scoring_line(setting: Setting, rows: pd.DataFrame) -> str:
+    """One line for the report: which definitions scored the setting's runs."""
+    crit = setting.criterion
+    name = "accuracy" if crit.utility == "acc" else "perplexity"
+    has_ref = any(_REF_COLUMN.match(str(c)) for c in rows.columns)
+    if crit.definitions == "reference" and has_ref:
+        how = (
+            f"the reference's {name} (util/{crit.utility}_ref: padding included, mean over batches)"
+        )
+    elif crit.definitions == "reference":
+        how = f"{name} as the rows carry it (no util/*_ref columns)"
+    else:
+        how = f"the corrected {name} (util/{crit.utility}: pad-masked, token-weighted)"
+    return f"{setting.name}: scored with {how}; deviations.md D18"
+
+
 def relative(df: pd.DataFrame, metric: str) -> pd.Series:
     """(after − before) / before for one metric, as a fraction."""
     before = df[f"before/{metric}"].astype(float)
@@ -85,14 +130,16 @@ def accuracy_change(df: pd.DataFrame) -> pd.Series:
 
 
 def score_runs(df: pd.DataFrame, criterion: Criterion) -> pd.DataFrame:
-    """Add ``mem_rel``, ``util_rel`` and ``score`` columns (fractions) to unlearning rows."""
+    """Add ``mem_rel``, ``util_rel`` and ``score`` columns (fractions) to unlearning rows, utility in
+    ``criterion.definitions``."""
     out = df.copy()
-    out["mem_rel"] = relative(out, MEM)
+    view = in_definitions(df, criterion.definitions)
+    out["mem_rel"] = relative(view, MEM)
     if criterion.utility == "acc":
-        out["util_rel"] = accuracy_change(out)
+        out["util_rel"] = accuracy_change(view)
         out["score"] = out["mem_rel"] - out["util_rel"]
     else:
-        out["util_rel"] = relative(out, "util/ppl")
+        out["util_rel"] = relative(view, "util/ppl")
         out["score"] = out["mem_rel"] + out["util_rel"]
     out.loc[out["mem_rel"] == 0, "score"] += criterion.no_drop_penalty
     return out

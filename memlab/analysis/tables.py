@@ -1,6 +1,6 @@
 """Markdown tables of best runs (what ``memlab.report`` prints and writes to ``best_runs.md``).
 
-One row per selected run with the paper's reporting units (paper-results.md §4): memorization before
+One row per selected run with the units of the paper's tables: memorization before
 → after in %, its relative change, utility before → after and its relative change, the score, ratio in
 % of units/weights, and seconds.
 """
@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+
+from memlab.analysis.selection import in_definitions
 
 HP_KEYS = ("unlearn.epochs", "unlearn.loss_weighting")
 
@@ -40,10 +42,13 @@ def _utility(row: pd.Series, utility: str) -> tuple[Any, Any]:
     return row.get(f"before/{key}"), row.get(f"after/{key}")
 
 
-def best_run_table(best: pd.DataFrame, group_by: Sequence[str], utility: str) -> pd.DataFrame:
-    """The columns of the paper's tables for one setting's selected runs."""
+def best_run_table(
+    best: pd.DataFrame, group_by: Sequence[str], utility: str, definitions: str = "reference"
+) -> pd.DataFrame:
+    """The columns of the paper's tables for one setting's selected runs, utility in the
+    definitions that scored them (:func:`memlab.analysis.selection.in_definitions`)."""
     records = []
-    for _, row in best.iterrows():
+    for _, row in in_definitions(best, definitions).iterrows():
         u_before, u_after = _utility(row, utility)
         rec = {k: row.get(k) for k in group_by if k in best}
         rec.update(

@@ -2,8 +2,9 @@
 
 This is the function every launcher runs for a sweep job (one Hydra job = one run). A run that
 finishes records its own row (:func:`memlab.runs.finish`); a run that raises becomes a ``failed`` row
-whose ``run/error`` is the real error's last line, and the sweep goes on. A run whose hash is already
-``done`` returns at once, so re-running a sweep resumes it.
+whose ``run/error`` is the real error's last line, and the sweep goes on (a run that failed on bad
+input, before doing anything, leaves no folder). A run whose hash is already ``done`` returns at once,
+so re-running a sweep resumes it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from memlab.runs import DONE, FAILED, ResultsStore, error_line, results_row, run_hash
+from memlab.errors import ConfigError
+from memlab.runs import (
+    DONE,
+    FAILED,
+    ResultsStore,
+    _hydra_run_dir,
+    _remove_if_empty,
+    error_line,
+    results_row,
+    run_hash,
+)
 from memlab.schema import validate
 from memlab.sweeps import wandb_runs
-from memlab.sweeps.tasks import get_task
+from memlab.sweeps.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 SKIPPED = "skipped"
@@ -26,7 +37,7 @@ SKIPPED = "skipped"
 def execute_run(
     cfg: Any,
     *,
-    task: str,
+    task: TaskSpec,
     results_dir: str,
     group: str = "default",
     wandb: Mapping[str, Any] | None = None,
@@ -40,13 +51,15 @@ def execute_run(
     start = time.perf_counter()
     try:
         validate(cfg)
-        metrics = dict(get_task(task).resolve()(cfg) or {})
+        metrics = dict(task.resolve()(cfg) or {})
         row = results_row(cfg, metrics, status=DONE, seconds=time.perf_counter() - start)
     except (
         Exception,
         SystemExit,
     ) as err:  # a failing run is recorded, not raised: the sweep goes on
         log.exception("run %s failed", hash_)
+        if isinstance(err, ConfigError | FileNotFoundError):  # bad input: nothing was done
+            _remove_if_empty(_hydra_run_dir())
         message = error_line(err)
         row = results_row(
             cfg, {}, status=FAILED, error=message, seconds=time.perf_counter() - start
@@ -56,6 +69,6 @@ def execute_run(
         config = {k: v for k, v in row.items() if "/" not in k}
         metrics_out = {k: v for k, v in row.items() if "/" in k and k != "run/error"}
         wandb_runs.log_run(
-            wandb, group=group, name=hash_, job_type=task, config=config, metrics=metrics_out
+            wandb, group=group, name=hash_, job_type=task.name, config=config, metrics=metrics_out
         )
     return row

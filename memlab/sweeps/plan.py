@@ -1,20 +1,29 @@
 """Sweep plans: the paper's grids, encoded as data and expanded into an explicit list of runs.
 
-The reference launched its grids from nested Python loops with ad-hoc skips
-(unlearning-methods.md §8, data-training-regularizers-finetuning.md §13). Here a grid is a YAML
-mapping (``conf/experiment/paper/*.yaml``) with
+The reference launched its grids from nested Python loops with ad-hoc skips (its
+``localize_hp_sweep.py`` and Parsl launch scripts). Here a grid is a YAML mapping
+(``conf/experiment/paper/*.yaml``) with
 
-- ``task``: which entry point runs it (``train``, ``unlearn``, ``finetune``, ``toy``);
+- ``task``: which entry point runs it (``train``, ``unlearn``, ``finetune``, or
+  ``{config, target}`` for a task outside memlab, see :mod:`memlab.sweeps.tasks`);
 - ``context``: named facts about the grid that filters may test (e.g. the checkpoint's depth);
 - ``fixed``: overrides every run gets;
 - ``axes``: a cartesian product, first axis varying slowest;
-- ``rules``: ``{when, set, axes}`` — runs matching ``when`` get extra overrides and extra axes
-  (per-method hyper-parameter loops);
-- ``filters``: ``{when, reason}`` — runs matching ``when`` are dropped.
+- ``rules``: ``{when, set, axes, format}`` — runs matching ``when`` get extra overrides and extra
+  axes (per-method hyper-parameter loops), then ``format``: overrides built from templates such as
+  ``"{context.ckpt_dir}/checkpoints/epoch={context.epoch:04d}.ckpt"`` (a placeholder names a key of
+  the run's view, with an optional format spec; a null value makes the override null);
+- ``filters``: ``{when, reason}`` — runs matching ``when`` are dropped;
+- ``stages`` (instead of the keys above): grids run one after another, each with its own ``name``
+  and task; a stage with ``each: {stage, context}`` is expanded once per run of an earlier stage
+  (:func:`expand_each`), which is how a study's unlearning stage addresses its training runs.
 
-Conditions see the run's overrides plus ``context.<name>`` keys (see :mod:`memlab.analysis.conditions`).
-The expansion is explicit, so its size can be asserted (167/163/166/162 per TinyMem checkpoint,
-152 per Pythia model × step, 168 training runs) and printed by ``memlab.sweep dry_run=true``.
+Conditions and templates see the run's overrides plus ``context.<name>`` keys (see
+:mod:`memlab.analysis.conditions`). A rule may also set or loop over ``context.<name>`` keys: those
+are facts of the run (e.g. which training checkpoint it edits), visible to later rules and filters
+but not passed to the task. The expansion is explicit, so its size can be asserted (167/163/166 per
+TinyMem checkpoint, 152 per Pythia model × step, 168 training runs) and printed by
+``memlab.sweep dry_run=true``.
 """
 
 from __future__ import annotations
@@ -27,27 +36,35 @@ from typing import Any
 
 from memlab.analysis.conditions import matches
 from memlab.errors import ConfigError
+from memlab.sweeps.tasks import TaskSpec, get_task
 
 _SAFE_VALUE = re.compile(r"^[\w./:@+\-]+$")
-_SPEC_KEYS = {"name", "task", "context", "fixed", "axes", "rules", "filters"}
+_PLACEHOLDER = re.compile(r"\{([\w.]+)(?::([^{}]*))?\}")
+_SPEC_KEYS = {"name", "task", "context", "fixed", "axes", "rules", "filters", "each", "stages"}
+_EACH_KEYS = {"stage", "context"}
+_RULE_KEYS = {"when", "set", "axes", "format"}
+CONTEXT = "context."
 
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One run of a sweep: a task and its Hydra overrides, in a stable order."""
+    """One run of a sweep: a task, its Hydra overrides in a stable order, and its own facts
+    (``context.<name>`` keys that rules set for this run; not passed to the task)."""
 
-    task: str
+    task: TaskSpec
     overrides: tuple[tuple[str, Any], ...]
+    context: tuple[tuple[str, Any], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.overrides)
+        """The run's overrides and its own ``context.<name>`` facts."""
+        return {**dict(self.context), **dict(self.overrides)}
 
     def override_strings(self) -> list[str]:
         """Hydra command-line overrides (``key=value``) for this run."""
         return [f"{key}={format_value(value)}" for key, value in self.overrides]
 
     def command(self) -> str:
-        return " ".join([f"python -m memlab.{self.task}", *self.override_strings()])
+        return " ".join([self.task.command(), *self.override_strings()])
 
 
 @dataclass
@@ -55,7 +72,7 @@ class SweepPlan:
     """The expanded runs of one grid plus the name that groups them (W&B group, output folder)."""
 
     name: str
-    task: str
+    task: TaskSpec
     runs: list[PlannedRun] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -108,13 +125,35 @@ def _view(run: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     return {**{f"context.{k}": v for k, v in context.items()}, **run}
 
 
+def fill_template(template: str, view: Mapping[str, Any]) -> Any:
+    """``template`` with every ``{key}`` / ``{key:spec}`` replaced by ``view[key]`` (formatted with
+    ``spec``); None when a named value is null, so a missing checkpoint directory reads ``null``."""
+    names = [m.group(1) for m in _PLACEHOLDER.finditer(template)]
+    unknown = [n for n in names if n not in view]
+    if unknown:
+        raise ConfigError(f"sweep rule format '{template}': unknown key(s) {unknown}")
+    if any(view[n] is None for n in names):
+        return None
+    return _PLACEHOLDER.sub(lambda m: format(view[m.group(1)], m.group(2) or ""), template)
+
+
 def _apply_rule(runs: list[dict[str, Any]], rule: Mapping[str, Any], context: Mapping[str, Any]):
+    unknown = set(rule) - _RULE_KEYS
+    if unknown:
+        raise ConfigError(
+            f"unknown sweep rule key(s) {sorted(unknown)}; known: {sorted(_RULE_KEYS)}"
+        )
     out: list[dict[str, Any]] = []
     for run in runs:
-        if matches(rule.get("when"), _view(run, context)):
-            out.extend(_product([{**run, **(rule.get("set") or {})}], rule.get("axes") or {}))
-        else:
+        if not matches(rule.get("when"), _view(run, context)):
             out.append(run)
+            continue
+        for new in _product([{**run, **(rule.get("set") or {})}], rule.get("axes") or {}):
+            view = _view(new, context)
+            formatted = {
+                k: fill_template(str(t), view) for k, t in (rule.get("format") or {}).items()
+            }
+            out.append({**new, **formatted})
     return out
 
 
@@ -128,6 +167,12 @@ def _check_spec(spec: Mapping[str, Any]) -> None:
         )
 
 
+def _planned(task: TaskSpec, run: Mapping[str, Any]) -> PlannedRun:
+    overrides = tuple((k, v) for k, v in run.items() if not k.startswith(CONTEXT))
+    facts = tuple((k, v) for k, v in run.items() if k.startswith(CONTEXT))
+    return PlannedRun(task, overrides, facts)
+
+
 def build_plan(spec: Mapping[str, Any]) -> SweepPlan:
     """Expand a grid spec (a plain mapping, e.g. ``OmegaConf.to_container(cfg.sweep)``) into runs."""
     _check_spec(spec)
@@ -137,14 +182,51 @@ def build_plan(spec: Mapping[str, Any]) -> SweepPlan:
         runs = _apply_rule(runs, rule, context)
     for flt in spec.get("filters") or []:
         runs = [r for r in runs if not matches(flt.get("when"), _view(r, context))]
-    task = str(spec["task"])
-    planned = [PlannedRun(task, tuple(run.items())) for run in runs]
-    return SweepPlan(name=str(spec.get("name") or task), task=task, runs=planned)
+    task = get_task(spec["task"])
+    planned = [_planned(task, run) for run in runs]
+    return SweepPlan(name=str(spec.get("name") or task.name), task=task, runs=planned)
+
+
+def stage_specs(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The grids of a sweep in launch order: ``spec["stages"]`` when given, else ``[spec]``.
+
+    A multi-stage sweep runs its stages one after another (each a grid with its own task); a stage
+    with ``each: {stage: <earlier stage>, context: {<name>: <override key>}}`` is expanded once per
+    run of that earlier stage (:func:`expand_each`), so it can address that run's checkpoints.
+    """
+    stages = spec.get("stages")
+    if not stages:
+        return [dict(spec)]
+    names: list[str] = []
+    for stage in stages:
+        each = stage.get("each") or {}
+        if set(each) - _EACH_KEYS or (each and each.get("stage") not in names):
+            raise ConfigError(
+                f"sweep stage '{stage.get('name')}': each={each} must be "
+                f"{{stage: <an earlier stage of {names}>, context: {{name: override key}}}}"
+            )
+        names.append(str(stage.get("name")))
+    return [dict(stage) for stage in stages]
+
+
+def expand_each(spec: Mapping[str, Any], parents: list[tuple[str, Mapping[str, Any]]]) -> SweepPlan:
+    """One copy of the grid per parent run ``(run_dir, its overrides and facts)``: its context gets
+    ``run_dir`` and, per ``each.context`` entry, the parent's value of an override key (e.g. the
+    depth of the training run whose checkpoints an unlearning stage edits)."""
+    each = spec["each"]
+    grid = {k: v for k, v in spec.items() if k != "each"}
+    runs: list[PlannedRun] = []
+    for run_dir, parent in parents:
+        facts = {name: parent.get(key) for name, key in (each.get("context") or {}).items()}
+        context = {**(spec.get("context") or {}), "run_dir": run_dir, **facts}
+        runs.extend(build_plan({**grid, "context": context}).runs)
+    task = get_task(spec["task"])
+    return SweepPlan(name=str(spec.get("name") or task.name), task=task, runs=runs)
 
 
 def describe(plan: SweepPlan, show: int = 10, by: str | None = None) -> str:
     """Human-readable summary printed by ``memlab.sweep dry_run=true``."""
-    lines = [f"sweep '{plan.name}' (task {plan.task}): {len(plan)} runs"]
+    lines = [f"sweep '{plan.name}' (task {plan.task.name}): {len(plan)} runs"]
     if by:
         for value, n in plan.count_by(by).items():
             lines.append(f"  {by}={value}: {n}")

@@ -1,15 +1,17 @@
-"""Task registry: task name → (primary Hydra config, ``"module:function"`` entry point).
+"""Tasks a sweep can run: a name from the table below, or a task written outside memlab.
 
 The sweep launches runs of tasks written elsewhere (``memlab.train``, ``memlab.unlearn``,
-``memlab.finetune``), each exposing ``run(cfg) -> dict`` of flat metrics. The entry point is resolved
-lazily from its import string, so a sweep plan can be built (and dry-run) before those modules exist,
-and joblib/submitit workers pickle only the task's name.
+``memlab.finetune``), each exposing ``run(cfg) -> dict`` of flat metrics. A sweep spec's ``task`` is
+either a name of :data:`TASKS` or a mapping ``{config: <primary config>, target: "module:function"}``
+(a task outside the package, e.g. a test fixture; its YAML is found through ``hydra.searchpath``).
+The entry point is resolved lazily from its import string, so a sweep plan can be built (and
+dry-run) before those modules are imported, and joblib/submitit workers pickle only two strings.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +22,18 @@ from memlab.errors import ConfigError, lookup
 class TaskSpec:
     """Where a task's config and code live."""
 
-    config_name: str  # primary config in conf/ (e.g. "unlearn" for conf/unlearn.yaml)
+    config_name: str  # primary config (e.g. "unlearn" for conf/unlearn.yaml)
     target: str  # "package.module:function" returning a flat metrics dict
+
+    @property
+    def name(self) -> str:
+        """The task's name: its primary config."""
+        return self.config_name
+
+    def command(self) -> str:
+        """How one run is started by hand (memlab's tasks are modules of the package)."""
+        in_package = self.target.startswith("memlab.")
+        return f"python -m memlab.{self.config_name}" if in_package else self.target
 
     def resolve(self) -> Callable[[Any], dict[str, Any]]:
         module_name, _, attr = self.target.partition(":")
@@ -39,10 +51,16 @@ TASKS: dict[str, TaskSpec] = {
     "train": TaskSpec("train", "memlab.train:run"),
     "unlearn": TaskSpec("unlearn", "memlab.unlearn.runner:run"),
     "finetune": TaskSpec("finetune", "memlab.finetune:run"),
-    "toy": TaskSpec("toy", "tests.helpers.toy_task:run"),
 }
 
 
-def get_task(name: str) -> TaskSpec:
-    """The spec of a known task; an unknown name fails with the list of known ones."""
-    return lookup(TASKS, name, kind="task", key="sweep.task")
+def get_task(task: str | Mapping[str, Any]) -> TaskSpec:
+    """The spec of a table task, or of ``{config, target}``; anything else fails in one line."""
+    if isinstance(task, Mapping):
+        if set(task) != {"config", "target"} or ":" not in str(task["target"]):
+            raise ConfigError(
+                f"sweep.task={dict(task)}: a task outside the table needs exactly "
+                "{config: <primary config>, target: 'module:function'}"
+            )
+        return TaskSpec(str(task["config"]), str(task["target"]))
+    return lookup(TASKS, task, kind="task", key="sweep.task")
