@@ -309,7 +309,10 @@ def _remove_if_empty(run_dir: Path | None) -> None:
     if run_dir is None or not run_dir.is_dir():
         return
     own = {".hydra", "run.log"}
-    if all(p.name in own for p in run_dir.iterdir()):
+    made = [
+        p for p in run_dir.rglob("*") if p.is_file() and p.relative_to(run_dir).parts[0] not in own
+    ]
+    if not made:
         shutil.rmtree(run_dir, ignore_errors=True)
         for parent in list(run_dir.parents)[:3]:  # outputs/runs/<task>, outputs/runs, outputs
             if parent.is_dir() and not any(parent.iterdir()):

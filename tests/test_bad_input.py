@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from memlab.models.edit import Edit
+from tests.helpers.configs import compose_config
 
 # (task, arguments, what the error line must name); {ckpt}, {garbage}, {edit} are filled in below
 CASES = [
@@ -71,10 +72,14 @@ MODULES = {"unlearn": "memlab.unlearn.__main__"}
 
 
 @pytest.fixture(scope="module")
-def files(tiny_run, tmp_path_factory) -> dict[str, str]:
-    """A real checkpoint, a garbage checkpoint, a garbage edit and an edit of a parameter the model
-    does not have."""
+def files(tmp_path_factory) -> dict[str, str]:
+    """A real checkpoint (one epoch of ``debug=fast``), a garbage checkpoint, a garbage edit and an
+    edit of a parameter the model does not have."""
+    from memlab.train import run
+
     tmp = tmp_path_factory.mktemp("bad_files")
+    fast = ["debug=fast", "trainer.max_epochs=1", "~callbacks.progress_bar", "results=false"]
+    run(compose_config("train", fast, tmp / "train"))
     garbage, garbage_edit = tmp / "garbage.ckpt", tmp / "garbage.safetensors"
     garbage.write_bytes(b"\x00\x01 not a checkpoint" * 64)
     garbage_edit.write_bytes(b"\x07 not an edit" * 64)
@@ -82,7 +87,12 @@ def files(tiny_run, tmp_path_factory) -> dict[str, str]:
         "greedy", {"transformer.h.7.mlp.c_fc.weight": torch.ones(4, 4, dtype=torch.bool)}
     )
     edit = foreign.save(tmp / "foreign_edit.safetensors")
-    paths = {"ckpt": tiny_run.ckpt, "garbage": garbage, "garbage_edit": garbage_edit, "edit": edit}
+    paths = {
+        "ckpt": tmp / "train" / "run" / "checkpoints" / "last.ckpt",
+        "garbage": garbage,
+        "garbage_edit": garbage_edit,
+        "edit": edit,
+    }
     return {k: str(v) for k, v in paths.items()}
 
 
