@@ -140,14 +140,23 @@ def test_noised_ids_stay_in_the_vocabulary(small):
 def test_noise_reflects_at_the_vocabulary_edges():
     vocab, eos = 10, 9
     rows = torch.tensor([[0] * 200, [8] * 200, [eos] * 200])
-    out = noised_ids(rows, random.Random(0), [0.0, 0.5, 0.5], vocab, [eos])
+    out = noised_ids(rows, random.Random(0), [0.0, 0.5, 0.5], vocab_size=vocab, special_ids=[eos])
     assert set(out[0].tolist()) == {1}  # 0 − 1 is reflected to 0 + 1
     assert set(out[1].tolist()) == {7}  # 8 + 1 = EOS is reflected to 8 − 1
     assert (out[2] == eos).all()  # special tokens are never noised
-    wrapped = noised_ids(rows[:1], random.Random(0), [0.0, 1.0, 0.0], vocab, [eos], "wrap")
+    wrapped = noised_ids(
+        rows[:1],
+        random.Random(0),
+        [0.0, 1.0, 0.0],
+        vocab_size=vocab,
+        special_ids=[eos],
+        boundary="wrap",
+    )
     assert set(wrapped[0].tolist()) == {vocab - 1}  # (0 − 1) mod V
     with pytest.raises(ConfigError, match="data.noise_boundary"):
-        noised_ids(rows, random.Random(0), [1, 0, 0], vocab, [eos], "clip")
+        noised_ids(
+            rows, random.Random(0), [1, 0, 0], vocab_size=vocab, special_ids=[eos], boundary="clip"
+        )
 
 
 # --- backdoors -----------------------------------------------------------------------------------

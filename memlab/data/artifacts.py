@@ -1,4 +1,4 @@
-"""Artifacts planted for memorization (spec §3.4, §5, §6): noise, backdoors and duplication.
+"""Artifacts planted for memorization: noise, backdoors and duplication.
 
 All randomness comes from local generators, so building data never moves the global RNGs.
 """
@@ -34,13 +34,13 @@ def trigger_ends(rows: torch.Tensor, trigger: list[int], chunk: int = 8192) -> t
 
 
 def poison(rows: torch.Tensor, ends: torch.Tensor, token: int) -> torch.Tensor:
-    """Backdoor: every position from ``ends[r]`` to the end of the row becomes ``token`` (spec §5.2)."""
+    """Backdoor: every position from ``ends[r]`` to the end of the row becomes ``token``."""
     positions = torch.arange(rows.shape[1]).unsqueeze(0)
     return torch.where(positions >= ends.unsqueeze(1), torch.full_like(rows, token), rows)
 
 
 def duplication_groups(n: int, powers: list[int], rng: random.Random) -> list[torch.Tensor]:
-    """Shuffle the artifact indices and deal them round-robin into one group per power (spec §6)."""
+    """Shuffle the artifact indices and deal them round-robin into one group per power."""
     order = list(range(n))
     rng.shuffle(order)
     return [
@@ -62,7 +62,7 @@ def repeat_groups(
 
 
 def grouped(artifact, powers: list[int], rng: random.Random):
-    """Give ``artifact`` (an ArtifactSet) its duplication groups for ``powers`` (spec §6): one group
+    """Give ``artifact`` (an ArtifactSet) its duplication groups for ``powers``: one group
     of every row when there is a single power, else a shuffled round-robin deal."""
     artifact.powers = list(powers)
     artifact.groups = (

@@ -1,6 +1,6 @@
 """Naturally memorized sequences of a pretrained LM (Pythia + MemPi files) as the data contract.
 
-File formats (unlearning spec §10.2), read and written by :func:`read_tokens` / :func:`write_tokens`:
+File formats, read and written by :func:`read_tokens` / :func:`write_tokens`:
 
 - **memorized file**: a LongTensor [N, 80] saved with ``torch.save`` (``.pt``; ``.npy`` also read) —
   each row a 32-token prompt followed by its continuation; a row counts as memorized when greedy
@@ -11,8 +11,8 @@ File formats (unlearning spec §10.2), read and written by :func:`read_tokens` /
   [2048, 128] → [3264, 80], as the reference does). The first ``ppl_fraction`` of the rows form the
   perplexity set, the rest the retain set (reference: 1632 / 1632).
 
-The result is a :class:`~memlab.data.bundle.LMData`: ``artifact`` = ``ArtifactSet(kind="natural")``
-over all memorized-file rows (every row scored; % memorized over the whole file, §13 item 25),
+The result is a :class:`~memlab.data.lm_data.LMData`: ``artifact`` = ``ArtifactSet(kind="natural")``
+over all memorized-file rows (every row scored; % memorized over the whole file, deviations.md D53),
 ``test = {"pile": perplexity rows}``, ``train`` = retain rows (so ``clean_train()`` is the retain
 set). Vocabulary and EOS/pad ids come from the model (:func:`memlab.models.hf.adopt_model_vocab`);
 until a model is attached they default to the config's values (GPT-NeoX: EOS = pad = 0).
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from memlab.data.bundle import ArtifactSet, LMData
+from memlab.data.lm_data import ArtifactSet, LMData
 from memlab.errors import ConfigError
 
 
