@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from memlab.data.build import load_data
+from memlab.data.lm_data import LMData
+from memlab.data.pythia_data import read_tokens
 from memlab.errors import ConfigError
 from memlab.models.build import read_checkpoint
 from memlab.models.edit import Edit
+from tests.helpers.configs import TINY_OVERRIDES, compose_config
 
 
 def truncated(path, fraction: float = 0.5):
@@ -79,3 +86,24 @@ def test_an_edit_of_another_model_names_file_and_parameter(tmp_path):
     fitting = Edit.load(small_edit(tmp_path))
     fitting.apply(model)
     assert model[0].weight[0, 0] == 0
+
+
+def test_a_truncated_token_file_names_the_file(tmp_path):
+    path = tmp_path / "memorized.pt"
+    torch.save(torch.zeros(50, 80, dtype=torch.long), path)
+    truncated(path)
+    with pytest.raises(ConfigError) as err:
+        read_tokens(path)
+    assert one_line(err).startswith(f"token file {path}: cannot be read")
+
+
+def test_a_truncated_data_cache_is_rebuilt(tmp_path, caplog):
+    cfg = compose_config("train", [*TINY_OVERRIDES], tmp_path)
+    built = load_data(cfg)
+    (cache,) = Path(cfg.data.cache_dir).glob("*.pt")
+    truncated(cache)
+    with caplog.at_level(logging.WARNING):
+        rebuilt = load_data(cfg)
+    assert "cannot be read" in caplog.text and str(cache) in caplog.text
+    assert torch.equal(rebuilt.train, built.train)
+    assert torch.equal(LMData.load(cache).train, built.train)  # the cache file is whole again

@@ -12,6 +12,7 @@ from memlab.data import math_tokenizer as tok
 from memlab.data.build import load_data
 from memlab.data.math_data import build_math_data
 from memlab.errors import ConfigError
+from tests.helpers.configs import compose_config
 
 
 def data_cfg(**kw):
@@ -172,3 +173,11 @@ def test_too_short_context_fails_clearly():
             artifact_cfg(num_noise=10),
             0,
         )
+
+
+def test_unknown_builder_lists_known_ones(tmp_path):
+    cfg = compose_config("train", ["data.builder=tea_leaves", "results=false"], tmp_path)
+    with pytest.raises(
+        ConfigError, match=r"data.builder=tea_leaves: unknown data builder; known: "
+    ):
+        load_data(cfg)

@@ -397,3 +397,11 @@ def test_demo_language_shows_the_duplication_trend(tmp_path):
     print({k: v for k, v in metrics.items() if k.startswith("mem/perc/dup")}, file=sys.stderr)
     assert metrics[f"mem/perc/dup{top}"] > metrics["mem/perc/dup0"]
     assert metrics["util/ppl/test"] < 512  # better than uniform over the vocabulary
+
+
+def test_unknown_text_source_lists_known_ones(tmp_path):
+    cfg = small_cfg(tmp_path, None, "data.corpus.source=carrier_pigeon")
+    with pytest.raises(
+        ConfigError, match=r"data.corpus.source=carrier_pigeon: unknown text source; known: files"
+    ):
+        load_data(cfg)

@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from memlab.data.lm_data import LM_DATA_VERSION, LMData, cache_path
+from memlab.data.lm_data import LM_DATA_VERSION, LMData, cache_path, read_cache
 from memlab.data.math_data import build_math_data
 from memlab.data.pythia_data import build_pythia_data
 from memlab.data.text_data import build_text_data
@@ -61,13 +61,14 @@ def load_data(cfg: DictConfig) -> LMData:
 def cached_data(
     cache_dir: str | Path | None, prefix: str, *, key: Any, build: Callable[[], LMData]
 ) -> LMData:
-    """Load the data for ``key`` from the cache, or build and save it."""
+    """Load the data for ``key`` from the cache, or build and save it (also in place of a cache
+    file that cannot be read: the cache is derived data)."""
     if cache_dir is None:
         return build()
     path = cache_path(cache_dir, prefix, {"lm_data": LM_DATA_VERSION, "key": key})
-    if path.exists():
-        log.info("data cache hit: %s", path)
-        return LMData.load(path)
+    data = read_cache(path, LMData.load)
+    if data is not None:
+        return data
     data = build()
     data.save(path)
     log.info("data cached at %s", path)

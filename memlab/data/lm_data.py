@@ -7,15 +7,20 @@ shares — deterministic splits and assembling the training tensor — and the d
 
 from __future__ import annotations
 
+import logging
+import pickle
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from memlab.data.artifacts import repeat_groups
 from memlab.runs import config_hash
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 DATA_SEED = 598  # the reference's fixed split seed (independent of the run seed)
 CACHE_VERSION = 1  # bump when generation changes, so stale caches are not reused
 # bump when LMData gains a field, so older data caches are rebuilt (token and BPE caches are kept);
@@ -147,3 +152,17 @@ def cache_path(cache_dir: str | Path, prefix: str, key: Any) -> Path:
     """The cache file for ``key`` (a hash of it): data, token streams and trained BPEs — tensors,
     never pickled loaders (deviations.md D09)."""
     return Path(cache_dir) / f"{prefix}-{config_hash({'v': CACHE_VERSION, 'key': key})}.pt"
+
+
+def read_cache(path: Path, load: Callable[[Path], T]) -> T | None:
+    """``load(path)`` when the cache file exists and can be read, else None: a truncated or stale
+    file is only derived data, so it is rebuilt (with a warning) instead of failing the run."""
+    if not path.exists():
+        return None
+    try:
+        value = load(path)
+    except (OSError, RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as err:
+        log.warning("cache file %s cannot be read (%s): rebuilding it", path, type(err).__name__)
+        return None
+    log.info("cache hit: %s", path)
+    return value

@@ -20,6 +20,7 @@ until a model is attached they default to the config's values (GPT-NeoX: EOS = p
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +35,17 @@ def read_tokens(path: str | Path) -> torch.Tensor:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"token file {path} does not exist")
-    if path.suffix == ".npy":
-        tokens = torch.from_numpy(np.load(path))
-    else:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-        tokens = obj["tokens"] if isinstance(obj, dict) else obj
+    try:
+        if path.suffix == ".npy":
+            tokens = torch.from_numpy(np.load(path))
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            tokens = obj.get("tokens") if isinstance(obj, dict) else obj
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
+        raise ConfigError(
+            f"token file {path}: cannot be read, truncated or not a token file "
+            f"({type(err).__name__})"
+        ) from None
     if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2:
         raise ConfigError(f"token file {path} must hold a 2-D token tensor [rows, length]")
     return tokens.long()

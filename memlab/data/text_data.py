@@ -54,6 +54,7 @@ from memlab.data.lm_data import (
     LMData,
     assemble_training,
     cache_path,
+    read_cache,
     split_indices,
 )
 from memlab.data.text_sources import fingerprint, text_splits
@@ -171,9 +172,9 @@ def token_streams(cfg) -> TokenStreams:
     if cache_dir is None:
         return tokenize_corpus(cfg, None)
     path = cache_path(cache_dir, "tokens", stream_key(cfg))
-    if path.exists():
-        log.info("token cache hit: %s", path)
-        return TokenStreams.load(path)
+    streams = read_cache(path, TokenStreams.load)
+    if streams is not None:
+        return streams
     streams = tokenize_corpus(cfg, cache_dir)
     streams.save(path)
     log.info("tokens cached at %s", path)

@@ -12,6 +12,7 @@ from torch import nn
 
 from memlab.data.lm_data import LMData
 from memlab.errors import ConfigError, lookup
+from memlab.models.edit import first_line
 from memlab.models.hf import build_pretrained
 from memlab.models.tiny_neox import build_tiny_neox
 from memlab.models.tinymem import build_tinymem
@@ -45,10 +46,8 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
-        text = str(err).strip().splitlines()
-        reason = f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
         raise ConfigError(
-            f"ckpt={path}: cannot be read, truncated or not a checkpoint ({reason})"
+            f"ckpt={path}: cannot be read, truncated or not a checkpoint ({first_line(err)})"
         ) from None
     if not isinstance(ckpt, dict) or "memlab_config" not in ckpt:
         raise ConfigError(f"ckpt={path}: not a memlab checkpoint (no memlab_config inside)")

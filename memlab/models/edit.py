@@ -103,7 +103,7 @@ class Edit:
                 meta = f.metadata() or {}
             flat_indices = load_file(str(path))
         except (OSError, SafetensorError) as err:
-            raise ConfigError(f"edit file {path}: cannot be read ({_first_line(err)})") from None
+            raise ConfigError(f"edit file {path}: cannot be read ({first_line(err)})") from None
         missing = [k for k in ("method", "hparams", "seconds", "shapes") if k not in meta]
         if missing:
             raise ConfigError(f"edit file {path}: not a memlab edit (no '{missing[0]}' metadata)")
@@ -124,7 +124,8 @@ class Edit:
         )
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
