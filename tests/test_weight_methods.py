@@ -202,5 +202,5 @@ def test_subnet_methods_mask_weight_matrices_only(name):
 
 
 def test_weight_family_is_the_table_s_weight_rows():
-    assert WEIGHT_METHODS == [n for n, m in METHODS.items() if m.family == "weight"]
+    assert [n for n, m in METHODS.items() if m.family == "weight"] == WEIGHT_METHODS
     assert set(WEIGHT_METHODS) == set(WEIGHT_TESTED)

@@ -82,8 +82,7 @@ def keep_mask_without_largest(scores: torch.Tensor, k: int) -> torch.Tensor:
 def per_tensor_masks(scores: dict[str, torch.Tensor], ratio: float) -> dict[str, torch.Tensor]:
     """Each tensor loses its ⌊numel · ratio⌋ largest-scored entries (Durable, SOU)."""
     return {
-        n: keep_mask_without_largest(s, count_of(s.numel(), ratio)).cpu()
-        for n, s in scores.items()
+        n: keep_mask_without_largest(s, count_of(s.numel(), ratio)).cpu() for n, s in scores.items()
     }
 
 

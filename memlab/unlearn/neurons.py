@@ -161,7 +161,12 @@ class AttributionCache:
 
 
 def attribute(
-    name: str, fn: Attribution, model: nn.Module, forget: torch.Tensor, cfg: Any, ctx: UnlearnContext
+    name: str,
+    fn: Attribution,
+    model: nn.Module,
+    forget: torch.Tensor,
+    cfg: Any,
+    ctx: UnlearnContext,
 ) -> tuple[torch.Tensor, float, bool]:
     """Scores, the seconds they took (originally, if cached) and whether the cache served them."""
     cache_dir = hparams_of(cfg).get("cache_dir")
@@ -201,7 +206,12 @@ def ablate_top_units(
 
 
 def attribute_and_ablate(
-    name: str, fn: Attribution, model: nn.Module, forget: torch.Tensor, cfg: Any, ctx: UnlearnContext
+    name: str,
+    fn: Attribution,
+    model: nn.Module,
+    forget: torch.Tensor,
+    cfg: Any,
+    ctx: UnlearnContext,
 ) -> Edit:
     """A neuron method: attribution ``fn`` (or its cached scores), then the top-k ablation; the
     Edit's hyperparameters record the attribution's seconds and whether the cache served it."""

@@ -77,7 +77,9 @@ def base_row(subject: Subject, method: str) -> tuple[dict[str, Any], Any]:
 def read_edit(edit_file: Path) -> Edit:
     """The saved Edit, or one line naming the file."""
     if not edit_file.is_file():
-        raise ConfigError(f"apply_edit={edit_file}: no such file; allowed: a saved edit.safetensors")
+        raise ConfigError(
+            f"apply_edit={edit_file}: no such file; allowed: a saved edit.safetensors"
+        )
     try:
         return Edit.load(edit_file)
     except Exception as err:  # safetensors, JSON and key errors of a damaged file
@@ -148,7 +150,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     ctx = context(cfg, subject)
     pl.seed_everything(int(cfg.seed), verbose=False)
-    edit, seconds = timed(lambda: method.edit(subject.model, sets.forget, sets.retain, unlearn, ctx))
+    edit, seconds = timed(
+        lambda: method.edit(subject.model, sets.forget, sets.retain, unlearn, ctx)
+    )
     edit.seconds = seconds  # the method alone, without loading and evaluation
     edit.apply(subject.model)
     metrics = measure_edited(cfg, subject, edit, out)

@@ -117,7 +117,5 @@ def build_sets(
     reference = compat == "reference"
     return UnlearnSets(
         forget_rows(forget_set, model, data, eval_cfg, base, reference=reference),
-        retain_rows(
-            forget_set, data, reference=reference, size=retain_size, text=text, seed=seed
-        ),
+        retain_rows(forget_set, data, reference=reference, size=retain_size, text=text, seed=seed),
     )

@@ -43,6 +43,7 @@ from memlab.unlearn.common import (
     trainable_only,
 )
 
+
 class TopKMask(torch.autograd.Function):
     """Mask that zeroes the ``k`` smallest entries of ``magnitude``; straight-through backward."""
 
