@@ -104,24 +104,16 @@ def row_batches(
     *,
     seed: int = 0,
     shuffle: bool = False,
+    endless: bool = False,
 ) -> Iterator[torch.Tensor]:
-    """One pass over ``rows`` in batches, on ``device``."""
-    for index in index_batches(len(rows), batch_size, seed=seed, shuffle=shuffle):
-        yield rows[index].to(device)
-
-
-def endless_batches(
-    rows: torch.Tensor,
-    batch_size: int,
-    device: torch.device,
-    *,
-    seed: int = 0,
-    shuffle: bool = False,
-) -> Iterator[torch.Tensor]:
-    """Passes over ``rows`` without end; pass p is shuffled with seed ``seed + p``."""
+    """One pass over ``rows`` in batches, on ``device``; ``endless``: passes without end, pass p
+    shuffled with seed ``seed + p``."""
     passes = 0
     while True:
-        yield from row_batches(rows, batch_size, device, seed=seed + passes, shuffle=shuffle)
+        for index in index_batches(len(rows), batch_size, seed=seed + passes, shuffle=shuffle):
+            yield rows[index].to(device)
+        if not endless:
+            return
         passes += 1
 
 

@@ -24,10 +24,10 @@ from memlab.metrics.forward import model_device
 from memlab.models.edit import Edit
 from memlab.unlearn.common import (
     UnlearnContext,
-    endless_batches,
     gradients,
     make_edit,
     mlp_parameters,
+    row_batches,
     sequence_losses,
     trainable_only,
 )
@@ -83,8 +83,13 @@ def greedy(
     sign = torch.cat([torch.ones(len(forget)), -torch.ones(len(retain))])  # +1 forget, −1 retain
     keep = {n: torch.ones(p.shape, dtype=torch.bool, device=p.device) for n, p in params.items()}
     device = model_device(model)
-    batches = endless_batches(
-        torch.arange(len(rows)), cfg.batch_size, torch.device("cpu"), seed=ctx.seed, shuffle=True
+    batches = row_batches(
+        torch.arange(len(rows)),
+        cfg.batch_size,
+        torch.device("cpu"),
+        seed=ctx.seed,
+        shuffle=True,
+        endless=True,
     )
     zeroed = 0
     was_training = model.training

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -37,6 +36,7 @@ from torch import nn
 
 from memlab.models.edit import Edit
 from memlab.models.mlp_adapter import MLPAdapter
+from memlab.runs import timed
 from memlab.unlearn.common import UnlearnContext, count_of, hparams_of, largest
 
 # (model, forget rows, method config, context) → scores [n_layer, inner]
@@ -160,35 +160,11 @@ class AttributionCache:
         return path
 
 
-def attribute(
-    name: str,
-    fn: Attribution,
-    model: nn.Module,
-    forget: torch.Tensor,
-    cfg: Any,
-    ctx: UnlearnContext,
-) -> tuple[torch.Tensor, float, bool]:
-    """Scores, the seconds they took (originally, if cached) and whether the cache served them."""
-    cache_dir = hparams_of(cfg).get("cache_dir")
-    cache = key = None
-    if cache_dir:
-        cache = AttributionCache(cache_dir, name)
-        key = attribution_key(name, hparams_of(cfg), asdict(ctx), forget, model)
-        hit = cache.load(key)
-        if hit is not None:
-            return hit[0], hit[1], True
-    start = time.perf_counter()
-    scores = fn(model, forget, cfg, ctx).detach().float().cpu()
-    seconds = time.perf_counter() - start
-    if cache is not None:
-        cache.save(key, scores, seconds)
-    return scores, seconds, False
-
-
 # --------------------------------------------------------------------------- the ablation
 def ablate_top_units(
     model: nn.Module,
     scores: torch.Tensor,
+    *,
     ratio: float,
     method: str,
     hparams: dict[str, Any] | None = None,
@@ -214,10 +190,22 @@ def attribute_and_ablate(
     ctx: UnlearnContext,
 ) -> Edit:
     """A neuron method: attribution ``fn`` (or its cached scores), then the top-k ablation; the
-    Edit's hyperparameters record the attribution's seconds and whether the cache served it."""
-    scores, seconds, cached = attribute(name, fn, model, forget, cfg, ctx)
-    hparams = {**hparams_of(cfg), "attribution_seconds": seconds, "cached": cached}
-    return ablate_top_units(model, scores, hparams["ratio"], name, hparams)
+    Edit's hyperparameters record the seconds the attribution took (originally, if cached) and
+    whether the cache served it."""
+    hparams = hparams_of(cfg)
+    cache = key = None
+    if hparams.get("cache_dir"):
+        cache = AttributionCache(hparams["cache_dir"], name)
+        key = attribution_key(name, hparams, asdict(ctx), forget, model)
+    hit = cache.load(key) if cache is not None else None
+    if hit is not None:
+        scores, seconds = hit
+    else:
+        scores, seconds = timed(lambda: fn(model, forget, cfg, ctx).detach().float().cpu())
+        if cache is not None:
+            cache.save(key, scores, seconds)
+    hparams.update(attribution_seconds=seconds, cached=hit is not None)
+    return ablate_top_units(model, scores, ratio=hparams["ratio"], method=name, hparams=hparams)
 
 
 def prompt_len(hp: dict[str, Any], ctx: UnlearnContext) -> int:

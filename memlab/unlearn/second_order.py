@@ -24,11 +24,11 @@ from memlab.metrics.forward import model_device
 from memlab.models.edit import Edit
 from memlab.unlearn.common import (
     UnlearnContext,
-    endless_batches,
     gradients,
     make_edit,
     mlp_parameters,
     per_tensor_masks,
+    row_batches,
     sequence_losses,
     trainable_only,
 )
@@ -98,7 +98,7 @@ def fisher_inverses(
         )
         for n, p in params.items()
     }
-    batches = endless_batches(forget, cfg.batch_size, device, seed=seed)
+    batches = row_batches(forget, cfg.batch_size, device, seed=seed, endless=True)
     with trainable_only(model, params.values()):
         for _ in range(cfg.num_grads):
             loss = sequence_losses(model, next(batches)).mean()

@@ -85,12 +85,13 @@ def check_same_data(cfg: DictConfig, run_cfg: DictConfig) -> None:
         and ours[k] != trained[k]
         and "${" not in f"{ours[k]}{trained[k]}"  # paths and other interpolations may differ
     ]
-    if differ or ours.get("name") != trained.get("name"):
-        key = next(iter(differ), "name")
+    if differ:
+        key = "name" if "name" in differ else differ[0]
+        also = "" if key == "name" else f", data.{key}={trained.get(key)}"
         raise ConfigError(
             f"data.{key}={ours.get(key)}: disagrees with the checkpoint's data "
-            f"(data.name={trained.get('name')}, data.{key}={trained.get(key)}) in "
-            f"ckpt={cfg.ckpt}; allowed: leave data unset to use the checkpoint's data"
+            f"(data.name={trained.get('name')}{also}) in ckpt={cfg.ckpt}; allowed: leave data "
+            "unset to use the checkpoint's data"
         )
 
 
