@@ -19,9 +19,8 @@ def test_edit_round_trip_is_bit_identical(tiny_run, tmp_path):
     model, run_cfg = load_trained_model(tiny_run.ckpt, data)
     cfg = OmegaConf.create({"ratio": 0.02, "batch_size": 64})
     ctx = UnlearnContext(run_cfg.eval.prompt_len, run_cfg.eval.k, data.pad_id, data.eos_id)
-    edit = METHODS["durable_aggregate"].edit(
-        model, data.artifact.rows, data.clean_train(), cfg, ctx
-    )
+    forget = data.artifact.rows[:8]  # a few rows give the same round trip
+    edit = METHODS["durable_aggregate"].edit(model, forget, data.train[:0], cfg, ctx)
     edit.seconds = 1.25
     edit.apply(model)
     path = edit.save(tmp_path / "edit.safetensors")
