@@ -1,7 +1,7 @@
 """Timings and effect of the five neuron-level unlearning methods on one trained checkpoint.
 
-For each method: seconds to compute the attribution, seconds to build and apply the top-k
-ablation Edit, and memorization (``mem/perc``) and mean test accuracy before/after at ``--ratio``.
+For each method: seconds to compute the attribution (as the method's Edit records them), seconds
+of the rest of the method (the top-k ablation) and of applying the Edit, and memorization (``mem/perc``) and mean test accuracy before/after at ``--ratio``.
 Each method runs with its YAML defaults (``conf/unlearn/<name>.yaml``) plus ``--set`` overrides.
 
     python bench/neuron_methods.py                         # newest outputs/runs/**/last.ckpt
@@ -21,8 +21,8 @@ from omegaconf import OmegaConf
 from memlab.data.build import load_data
 from memlab.metrics.evaluate import evaluate_model
 from memlab.models.build import load_trained_model, read_checkpoint
-from memlab.unlearn.neuron.ablation import ablate_top_units
-from memlab.unlearn.registry import NEURON_METHODS, UnlearnContext, get_method
+from memlab.unlearn.common import UnlearnContext
+from memlab.unlearn.methods import METHODS, NEURON_METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,12 +45,10 @@ def method_cfg(name: str, ratio: float, overrides: list[str]):
 def bench_method(name, model, data, forget, ctx, eval_cfg, cfg) -> dict:
     work = copy.deepcopy(model)
     start = time.perf_counter()
-    scores = get_method(name).attribution(work, forget, cfg, ctx)
-    attribution = time.perf_counter() - start
-    start = time.perf_counter()
-    edit = ablate_top_units(work, scores, cfg.ratio, name)
+    edit = METHODS[name].edit(work, forget, forget[:0], cfg, ctx)
     edit.apply(work)
-    edit_seconds = time.perf_counter() - start
+    attribution = edit.hparams["attribution_seconds"]
+    edit_seconds = time.perf_counter() - start - attribution
     after, _ = evaluate_model(work, data, eval_cfg)
     return {
         "attr_s": attribution,
@@ -78,7 +76,11 @@ def main() -> None:
     before, result = evaluate_model(model, data, run_cfg.eval)
     forget = data.artifact.rows[result.memorized & result.evaluable]
     ctx = UnlearnContext(
-        run_cfg.eval.prompt_len, run_cfg.eval.k, data.pad_id, data.eos_id, int(run_cfg.seed)
+        prompt_len=run_cfg.eval.prompt_len,
+        k=run_cfg.eval.k,
+        pad_id=data.pad_id,
+        eos_id=data.eos_id,
+        seed=int(run_cfg.seed),
     )
     device = "cuda" if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
     print(f"checkpoint {ckpt}  device {device}  forget rows {len(forget)}  ratio {args.ratio}")

@@ -1,4 +1,4 @@
-"""The six weight-level methods (unlearning spec §7): their mathematics on small tensors and
+"""The six weight-level methods: their mathematics on small tensors and
 random tiny GPT-2 / GPT-NeoX models (no training needed for these properties)."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from omegaconf import OmegaConf
 from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM
 
 from memlab.models.mlp_adapter import MLPAdapter
-from memlab.unlearn.registry import WEIGHT_METHODS, UnlearnContext, get_method
-from memlab.unlearn.weight.common import count_for, global_masks, per_tensor_masks
-from memlab.unlearn.weight.durable import summed_forget_gradient
-from memlab.unlearn.weight.greedy import iteration_count, zero_best_entry
-from memlab.unlearn.weight.second_order import BlockFisherInverse
-from memlab.unlearn.weight.supermask import Supermasks, SupermaskWeight
+from memlab.unlearn.common import UnlearnContext, count_of, per_tensor_masks
+from memlab.unlearn.durable import global_masks, summed_forget_gradient
+from memlab.unlearn.greedy import iteration_count, zero_best_entry
+from memlab.unlearn.methods import METHODS, WEIGHT_METHODS
+from memlab.unlearn.second_order import BlockFisherInverse
+from memlab.unlearn.subnet import Supermasks, SupermaskWeight
 
 VOCAB, T = 14, 12
 
@@ -56,7 +56,7 @@ CTX = UnlearnContext(prompt_len=4, k=4, pad_id=13, eos_id=11, seed=0)
 def test_sherman_morrison_inverse_equals_explicit_inverse():
     d, block, damp, m = 11, 4, 0.05, 6
     grads = torch.randn(m, d, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    inverse = BlockFisherInverse(d, block, damp, m, dtype=torch.float64)
+    inverse = BlockFisherInverse(d, block_size=block, damp=damp, num_grads=m, dtype=torch.float64)
     for g in grads:
         inverse.update(g)
     same_block = torch.arange(d).div(block, rounding_mode="floor")
@@ -120,23 +120,23 @@ def test_global_ranking_breaks_ties_to_exactly_k():
 def test_durable_ranks_per_tensor_and_aggregate_ranks_globally(arch):
     model, forget = MODELS[arch](), rows(10, 1)
     cfg = OmegaConf.create({"ratio": 0.1, "batch_size": 4})
-    per = get_method("durable")(model, forget, forget[:0], cfg, CTX)
-    agg = get_method("durable_aggregate")(model, forget, forget[:0], cfg, CTX)
-    magnitude = {n: g.abs() for n, g in summed_forget_gradient(model, forget, 4, 0).items()}
+    per = METHODS["durable"].edit(model, forget, forget[:0], cfg, CTX)
+    agg = METHODS["durable_aggregate"].edit(model, forget, forget[:0], cfg, CTX)
+    magnitude = {n: g.abs() for n, g in summed_forget_gradient(model, forget, 4).items()}
     for name, g in magnitude.items():
-        k = count_for(g.numel(), 0.1)
+        k = count_of(g.numel(), 0.1)
         assert int((~per.masks[name]).sum()) == k
         if k:
             assert g[~per.masks[name]].min() >= g[per.masks[name]].max()
     flat = torch.cat([g.reshape(-1) for g in magnitude.values()])
-    k = count_for(flat.numel(), 0.1)
+    k = count_of(flat.numel(), 0.1)
     assert agg.n_changed == k
     dropped = torch.cat([(~agg.masks[n]).reshape(-1) for n in magnitude])
     assert torch.equal(
         dropped.nonzero().squeeze(1).sort().values, flat.topk(k).indices.sort().values
     )
     counts = [int((~m).sum()) for m in agg.masks.values()]
-    assert counts != [count_for(g.numel(), 0.1) for g in magnitude.values()]  # not per tensor
+    assert counts != [count_of(g.numel(), 0.1) for g in magnitude.values()]  # not per tensor
 
 
 def test_greedy_step_zeroes_only_a_positive_score():
@@ -156,7 +156,7 @@ def test_greedy_zeroes_at_most_one_entry_per_iteration(arch):
     n_iter = iteration_count(model, 1e-3, "all")
     assert n_iter == math.ceil(1e-3 * sum(p.numel() for p in model.parameters()))
     mlp = MLPAdapter(model).parameters()
-    edit = get_method("greedy")(model, forget, retain, cfg, CTX)
+    edit = METHODS["greedy"].edit(model, forget, retain, cfg, CTX)
     assert 0 < edit.n_changed <= n_iter
     assert edit.hparams["zeroed"] == edit.n_changed
     for name, keep in edit.masks.items():
@@ -169,11 +169,22 @@ def test_second_order_zeroes_floor_numel_ratio_per_tensor(arch):
     cfg = OmegaConf.create(
         {"ratio": 0.05, "batch_size": 4, "num_grads": 6, "block_size": 5, "damp": 1e-4}
     )
-    edit = get_method("second_order")(model, forget, forget[:0], cfg, CTX)
+    edit = METHODS["second_order"].edit(model, forget, forget[:0], cfg, CTX)
     mlp = MLPAdapter(model).parameters()
     assert set(edit.masks) == set(mlp)
     for name, keep in edit.masks.items():
-        assert int((~keep).sum()) == count_for(mlp[name].numel(), 0.05)
+        assert int((~keep).sum()) == count_of(mlp[name].numel(), 0.05)
+
+
+# every weight method of the table and the test that runs it on a model
+WEIGHT_TESTED = {
+    "greedy": "test_greedy_zeroes_at_most_one_entry_per_iteration",
+    "durable": "test_durable_ranks_per_tensor_and_aggregate_ranks_globally",
+    "durable_aggregate": "test_durable_ranks_per_tensor_and_aggregate_ranks_globally",
+    "second_order": "test_second_order_zeroes_floor_numel_ratio_per_tensor",
+    "subnet": "test_subnet_methods_mask_weight_matrices_only",
+    "balanced_subnet": "test_subnet_methods_mask_weight_matrices_only",
+}
 
 
 @pytest.mark.parametrize("name", ["subnet", "balanced_subnet"])
@@ -183,13 +194,13 @@ def test_subnet_methods_mask_weight_matrices_only(name):
         {"ratio": 0.2, "epochs": 2, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
          "batch_size": 8, "loss_weighting": 0.7}
     )  # fmt: skip
-    edit = get_method(name)(model, forget, retain, cfg, CTX)
+    edit = METHODS[name].edit(model, forget, retain, cfg, CTX)
     weights = MLPAdapter(model).weight_matrices()
     assert set(edit.masks) == set(weights)
     for n, keep in edit.masks.items():
         assert int((~keep).sum()) == math.floor(weights[n].numel() * 0.2)
 
 
-def test_every_weight_method_is_registered():
-    for name in WEIGHT_METHODS:
-        assert callable(get_method(name))
+def test_weight_family_is_the_table_s_weight_rows():
+    assert [n for n, m in METHODS.items() if m.family == "weight"] == WEIGHT_METHODS
+    assert set(WEIGHT_METHODS) == set(WEIGHT_TESTED)

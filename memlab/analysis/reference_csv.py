@@ -18,7 +18,7 @@ import pandas as pd
 
 from memlab.errors import ConfigError
 from memlab.runs import config_hash
-from memlab.unlearn.registry import REFERENCE_NAMES as REFERENCE_CLI_NAMES
+from memlab.unlearn.methods import REFERENCE_NAMES as REFERENCE_CLI_NAMES
 
 # Reference CLI name (`--localization_method`) → memlab method name: one table, in the method registry.
 METHOD_NAMES: dict[str, str] = dict(REFERENCE_CLI_NAMES)

@@ -1,18 +1,15 @@
 """Second Order Unlearning, SOU (new in the paper; OBS saliency with a block empirical-Fisher
-inverse as in oBERT / neuralmagic sparseml; unlearning spec §7.4, §15).
+inverse as in oBERT / neuralmagic sparseml): zero the MLP entries whose removal most increases the
+forget loss, by the Optimal Brain Surgeon estimate.
 
-Saliency of an MLP entry q: ρ_q = w_q² / (2·[F⁻¹]_qq) — the increase of the forget loss when w_q is
-removed (Optimal Brain Surgeon) — with F = λI + (1/m)·Σ_t g_t g_tᵀ restricted to B×B diagonal blocks
-of each flattened tensor (zero-padded to a multiple of B). F⁻¹ is maintained directly by
-Sherman–Morrison updates: init (1/λ)·I, then per gradient u = F⁻¹g, F⁻¹ ← F⁻¹ − u uᵀ/(m + gᵀu).
-All blocks of a tensor are updated at once as tensor ops on [n_blocks, B, B]. Per tensor, the
-⌊numel · ratio⌋ entries of largest saliency are zeroed (weights and biases).
+Saliency of an MLP entry q: ρ_q = w_q² / (2·[F⁻¹]_qq) with F = λI + (1/m)·Σ_t g_t g_tᵀ restricted to
+B×B diagonal blocks of each flattened tensor (zero-padded to a multiple of B), g_t the gradients of
+the forget loss on m forget batches (cycling). F⁻¹ is maintained directly by Sherman–Morrison
+updates: init (1/λ)·I, then per gradient u = F⁻¹g, F⁻¹ ← F⁻¹ − u uᵀ/(m + gᵀu); all blocks of a
+tensor are updated at once as tensor ops on [n_blocks, B, B]. Per tensor, the ⌊numel · ratio⌋
+entries of largest saliency are zeroed (weights and biases).
 
-Difference from the reference (§13 item 9): the reference never zeroed gradients, so its "g_t"
-were running sums over all earlier backward passes, and it repeated the m backward passes for
-every parameter tensor (embeddings and attention included, whose masks it then discarded). Here
-m fresh per-minibatch gradients of the forget loss are computed once (cycling the forget batches)
-and shared by every MLP tensor's Fisher.
+Differences from the reference: deviations.md D42.
 """
 
 from __future__ import annotations
@@ -23,18 +20,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from memlab.metrics.forward import model_device
 from memlab.models.edit import Edit
-from memlab.unlearn.losses import model_sequence_losses
-from memlab.unlearn.registry import METHODS, UnlearnContext
-from memlab.unlearn.weight.common import (
-    check_ratio,
-    cycle_batches,
-    device_of,
+from memlab.unlearn.common import (
+    UnlearnContext,
     gradients,
-    grads_only_for,
     make_edit,
     mlp_parameters,
     per_tensor_masks,
+    row_batches,
+    sequence_losses,
+    trainable_only,
 )
 
 
@@ -45,6 +41,7 @@ class BlockFisherInverse:
     def __init__(
         self,
         numel: int,
+        *,
         block_size: int,
         damp: float,
         num_grads: int,
@@ -90,27 +87,31 @@ def fisher_inverses(
 ) -> dict[str, BlockFisherInverse]:
     """One block Fisher inverse per MLP tensor from ``num_grads`` fresh forget-batch gradients."""
     params = mlp_parameters(model)
-    device = device_of(model)
+    device = model_device(model)
     inverses = {
-        n: BlockFisherInverse(p.numel(), cfg.block_size, cfg.damp, cfg.num_grads, device)
+        n: BlockFisherInverse(
+            p.numel(),
+            block_size=cfg.block_size,
+            damp=cfg.damp,
+            num_grads=cfg.num_grads,
+            device=device,
+        )
         for n, p in params.items()
     }
-    batches = cycle_batches(forget, cfg.batch_size, seed, False, device)
-    with grads_only_for(model, params):
+    batches = row_batches(forget, cfg.batch_size, device, seed=seed, endless=True)
+    with trainable_only(model, params.values()):
         for _ in range(cfg.num_grads):
-            loss = model_sequence_losses(model, next(batches)).mean()
+            loss = sequence_losses(model, next(batches)).mean()
             for name, g in gradients(loss, params).items():
                 inverses[name].update(g)
     return inverses
 
 
-@METHODS.register("second_order")
 def second_order(
     model: nn.Module, forget: torch.Tensor, retain: torch.Tensor, cfg: Any, ctx: UnlearnContext
 ) -> Edit:
     """Zero, per MLP tensor, the ⌊numel · ratio⌋ entries of largest OBS saliency."""
-    ratio = check_ratio(cfg.ratio)
     params = mlp_parameters(model)
     inverses = fisher_inverses(model, forget, cfg, ctx.seed)
     saliency = {n: obs_saliency(params[n], inv.diagonal()) for n, inv in inverses.items()}
-    return make_edit("second_order", per_tensor_masks(saliency, ratio), cfg)
+    return make_edit("second_order", per_tensor_masks(saliency, float(cfg.ratio)), cfg)

@@ -1,23 +1,29 @@
-"""Supermask training shared by Subnet and BalancedSubnet (edge-popup, Ramanujan et al. 2020,
-turned to unlearning by the paper; unlearning spec §7.5, §7.6, §15).
+"""Subnet and BalancedSubnet (new in the paper; BalancedSubnet is its headline method): learn a
+supermask over the MLP weight matrices that drops exactly ⌊numel · ratio⌋ entries per matrix, so
+that the memorized sequences become unlikely. They differ only in their data and objective:
 
-Every MLP weight matrix W gets a learnable score tensor S of its shape; the forward pass uses
-W ⊙ M(S), where M drops exactly the k = ⌊numel · ratio⌋ entries of smallest |S| (per matrix) and the
-backward pass is straight-through (∂M/∂|S| := identity). Only the scores train (SGD with momentum
-and weight decay); W and the biases stay frozen, biases are never masked. The final mask becomes
-the Edit.
+- ``subnet``: gradient *ascent* on the forget loss, loss = −mean ℓ over a forget batch (the
+  balanced loss below with α = 0 and no retain rows);
+- ``balanced_subnet``: shuffled batches mixing forget and retain rows,
+  loss = −(1−α)·mean_forget ℓ + α·mean_retain ℓ (α = ``loss_weighting``), so the mask raises the
+  forget loss while keeping the retain loss low.
 
-Masking is a ``torch.nn.utils.parametrize`` parametrization of ``weight``, so the model's modules
-are neither replaced nor transposed and GPT-2 ``Conv1D`` and GPT-NeoX ``Linear`` layers work alike
-(the reference swapped in its own layers with hard-coded TinyMem sizes and saved Pythia weights
-transposed under the original names, §13 item 12). Training is a :class:`LightningModule` run by a
-Lightning ``Trainer`` (so trainer presets, e.g. DeepSpeed, can drive it).
+Supermask (edge-popup, Ramanujan et al. 2020, turned to unlearning by the paper): every MLP weight
+matrix W gets a learnable score tensor S of its shape; the forward pass uses W ⊙ M(S), where M drops
+exactly the k = ⌊numel · ratio⌋ entries of smallest |S| (per matrix) and the backward pass is
+straight-through (∂M/∂|S| := identity). Only the scores train (SGD with momentum and weight
+decay); W and the biases stay frozen, biases are never masked. The final mask becomes the Edit.
+Masking is a ``torch.nn.utils.parametrize`` parametrization of ``weight``, so GPT-2 ``Conv1D`` and
+GPT-NeoX ``Linear`` layers work alike (deviations.md D46). Training is a :class:`LightningModule`
+run by a Lightning ``Trainer`` (so trainer presets, e.g. DeepSpeed, can drive it).
+
+Differences from the reference: deviations.md D45 (``compat: reference`` keeps Subnet's forget
+loader unshuffled), D47, D48.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -25,13 +31,17 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from memlab.data.datamodule import batch_loader
+from memlab.models.edit import Edit
 from memlab.models.mlp_adapter import MLPAdapter
-from memlab.unlearn.losses import model_sequence_losses
-from memlab.unlearn.weight.common import count_for
-
-# (per-sequence losses [B], is-forget flags [B]) → scalar objective to minimise
-Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from memlab.runs import trainer_kwargs
+from memlab.unlearn.common import (
+    UnlearnContext,
+    count_of,
+    index_batches,
+    make_edit,
+    sequence_losses,
+    trainable_only,
+)
 
 
 class TopKMask(torch.autograd.Function):
@@ -64,7 +74,7 @@ class SupermaskWeight(nn.Module):
         super().__init__()
         init = torch.rand(weight.shape, generator=generator, dtype=torch.float32) * 2 - 1
         self.scores = nn.Parameter((init * bound).to(weight.device))
-        self.k = count_for(weight.numel(), ratio)
+        self.k = count_of(weight.numel(), ratio)
 
     def mask(self) -> torch.Tensor:
         return TopKMask.apply(self.scores.abs(), self.k)
@@ -97,9 +107,8 @@ class Supermasks:
                 )
 
     def __enter__(self) -> Supermasks:
-        self.flags = {p: p.requires_grad for p in self.model.parameters()}
-        for p in self.model.parameters():
-            p.requires_grad_(False)
+        self.frozen = trainable_only(self.model)
+        self.frozen.__enter__()
         for module, mask in self.targets.values():
             parametrize.register_parametrization(module, "weight", mask, unsafe=True)
         return self
@@ -113,25 +122,25 @@ class Supermasks:
     def __exit__(self, *exc) -> None:
         for module, _mask in self.targets.values():
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
-        for p, flag in self.flags.items():
-            p.requires_grad_(flag)
+        self.frozen.__exit__(*exc)
 
 
 class SupermaskModule(pl.LightningModule):
-    """Trains only the supermask scores of ``model`` on (rows, is_forget) batches."""
+    """Trains only the supermask scores of ``model`` on (rows, is_forget) batches, minimising
+    −(1−α)·mean_forget ℓ + α·mean_retain ℓ."""
 
     def __init__(
-        self, model: nn.Module, scores: list[nn.Parameter], objective: Objective, opt
+        self, model: nn.Module, scores: list[nn.Parameter], *, alpha: float, opt: dict
     ) -> None:
         super().__init__()
         self.model = model
         self.score_params = scores
-        self.objective = objective
+        self.alpha = alpha
         self.opt = opt
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         rows, is_forget = batch
-        loss = self.objective(model_sequence_losses(self.model, rows), is_forget)
+        loss = signed_group_loss(sequence_losses(self.model, rows), is_forget, self.alpha)
         self.log("unlearn/loss", loss.detach(), prog_bar=False, batch_size=len(rows))
         return loss
 
@@ -145,27 +154,28 @@ class SupermaskModule(pl.LightningModule):
 
 
 class FlaggedRows(torch.utils.data.IterableDataset):
-    """Batches (rows, is_forget) of forget rows followed by retain rows, from ``batch_loader``."""
+    """Batches (rows, is_forget) over forget rows followed by retain rows, in a fresh seeded order
+    every epoch (or in order, without ``shuffle``)."""
 
     def __init__(
-        self, rows: torch.Tensor, n_forget: int, batch_size: int, seed: int, shuffle: bool
+        self, rows: torch.Tensor, *, n_forget: int, batch_size: int, seed: int, shuffle: bool
     ):
-        self.loader = batch_loader(rows, batch_size, seed, shuffle)
-        self.n_forget = n_forget
+        self.rows, self.n_forget = rows, n_forget
+        self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
         self.epoch = 0
 
     def __iter__(self):
-        self.loader.sampler.set_epoch(self.epoch)  # a fresh order every epoch
+        order = index_batches(
+            len(self.rows), self.batch_size, seed=self.seed, epoch=self.epoch, shuffle=self.shuffle
+        )
         self.epoch += 1
-        for rows, index in self.loader:
-            yield rows, index < self.n_forget
+        for index in order:
+            yield self.rows[index], index < self.n_forget
 
 
 def trainer_for(epochs: int, trainer_cfg: dict[str, Any] | None) -> pl.Trainer:
     """A quiet Lightning Trainer (no logger, checkpoints or progress bar) for ``epochs`` epochs;
     ``trainer_cfg`` (the run's trainer preset) supplies accelerator, devices, precision, strategy."""
-    from memlab.runs import trainer_kwargs
-
     kwargs = trainer_kwargs(trainer_cfg) if trainer_cfg else {}
     keep = ("accelerator", "devices", "precision", "strategy", "deterministic", "num_nodes")
     kwargs = {k: v for k, v in kwargs.items() if k in keep}
@@ -184,24 +194,62 @@ def train_supermask(
     model: nn.Module,
     forget: torch.Tensor,
     retain: torch.Tensor,
-    objective: Objective,
+    *,
+    alpha: float,
     cfg: Any,
-    seed: int,
+    ctx: UnlearnContext,
     shuffle: bool,
-    trainer_cfg: dict[str, Any] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Train supermask scores for ``cfg.epochs`` epochs; return the final keep-mask per MLP weight
     matrix. The model is left exactly as it was (parametrizations removed, flags restored)."""
     rows = torch.cat([forget, retain])
-    data = FlaggedRows(rows, len(forget), cfg.batch_size, seed, shuffle)
+    data = FlaggedRows(
+        rows, n_forget=len(forget), batch_size=cfg.batch_size, seed=ctx.seed, shuffle=shuffle
+    )
     loader = torch.utils.data.DataLoader(data, batch_size=None)
     opt = {k: float(cfg[k]) for k in ("lr", "momentum", "weight_decay")}
     was_training = model.training
     model.train()  # as the reference (TinyMem and Pythia have no dropout: only the mode flag)
-    with Supermasks(model, cfg.ratio, seed) as masks:
-        module = SupermaskModule(model, masks.scores(), objective, opt)
+    with Supermasks(model, float(cfg.ratio), ctx.seed) as masks:
+        module = SupermaskModule(model, masks.scores(), alpha=alpha, opt=opt)
         with torch.enable_grad():
-            trainer_for(int(cfg.epochs), trainer_cfg).fit(module, train_dataloaders=loader)
+            trainer_for(int(cfg.epochs), ctx.trainer).fit(module, train_dataloaders=loader)
         keep = masks.keep_masks()
     model.train(was_training)
     return keep
+
+
+def signed_group_loss(losses: torch.Tensor, is_forget: torch.Tensor, alpha: float) -> torch.Tensor:
+    """BalancedSubnet's objective −(1−α)·mean_forget ℓ + α·mean_retain ℓ, with an empty group
+    contributing 0 (deviations.md D48)."""
+    forget = losses[is_forget]
+    retain = losses[~is_forget]
+    zero = losses.sum() * 0.0
+    forget_term = forget.mean() if forget.numel() else zero
+    retain_term = retain.mean() if retain.numel() else zero
+    return -(1.0 - alpha) * forget_term + alpha * retain_term
+
+
+def subnet(
+    model: nn.Module, forget: torch.Tensor, retain: torch.Tensor, cfg: Any, ctx: UnlearnContext
+) -> Edit:
+    """A supermask trained by gradient ascent on the forget loss."""
+    keep = train_supermask(
+        model,
+        forget,
+        forget[:0],
+        alpha=0.0,
+        cfg=cfg,
+        ctx=ctx,
+        shuffle=cfg.get("compat", "fixed") != "reference",
+    )
+    return make_edit("subnet", keep, cfg)
+
+
+def balanced_subnet(
+    model: nn.Module, forget: torch.Tensor, retain: torch.Tensor, cfg: Any, ctx: UnlearnContext
+) -> Edit:
+    """A supermask trained to raise the forget loss and keep the retain loss (weight α)."""
+    alpha = float(cfg.loss_weighting)
+    keep = train_supermask(model, forget, retain, alpha=alpha, cfg=cfg, ctx=ctx, shuffle=True)
+    return make_edit("balanced_subnet", keep, cfg)

@@ -1,17 +1,14 @@
-"""Greedy (Maini et al. 2023, "Can neural network memorization be localized?"; unlearning spec §7.1).
+"""Greedy (Maini et al. 2023, "Can neural network memorization be localized?"): zero, one at a
+time, the MLP entries whose removal most raises the forget loss relative to the retain loss.
 
-One MLP entry per iteration: on a shuffled batch mixing forget rows (label +1) and retain rows
-(label −1), the objective J = Σ_retain ℓ − Σ_forget ℓ (ℓ = per-sequence mean CE) is
-differentiated; the score θ ⊙ ∇J is the first-order decrease of J when θ is set to 0; the single
-entry with the largest score over all MLP weights and biases is zeroed, but only if that score is
-positive (otherwise the iteration changes nothing).
+Per iteration, on a shuffled batch mixing forget rows (label +1) and retain rows (label −1), the
+objective J = Σ_retain ℓ − Σ_forget ℓ (ℓ = per-sequence mean CE) is differentiated; the score
+θ ⊙ ∇J is the first-order decrease of J when θ is set to 0; the single entry with the largest
+score over all MLP weights and biases is zeroed, but only if that score is positive (otherwise the
+iteration changes nothing). The model stays in eval mode, as in the reference.
 
-Iteration count: ⌈ratio · (number of all model parameters)⌉, as in the reference — embeddings and
-attention count although only MLP entries are candidates (documented reference behaviour, §13
-item 10; on the wikitext model embeddings dominate). ``count: mlp`` uses ⌈ratio · N_mlp⌉ instead.
-Differences from the reference: the count is an integer (the reference compared a float), no
-per-iteration copy of every gradient is made (only MLP gradients are computed, reduced to one
-max per tensor), and gradients of embeddings/attention are not computed at all.
+Iteration count: ⌈ratio · (number of all model parameters)⌉, as in the reference
+(``count: all``; ``count: mlp`` uses ⌈ratio · N_mlp⌉). Differences: deviations.md D43.
 """
 
 from __future__ import annotations
@@ -22,18 +19,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from memlab.errors import ConfigError
+from memlab.metrics.forward import model_device
 from memlab.models.edit import Edit
-from memlab.unlearn.losses import model_sequence_losses
-from memlab.unlearn.registry import METHODS, UnlearnContext
-from memlab.unlearn.weight.common import (
-    check_ratio,
-    cycle_batches,
-    device_of,
+from memlab.unlearn.common import (
+    UnlearnContext,
     gradients,
-    grads_only_for,
     make_edit,
     mlp_parameters,
+    row_batches,
+    sequence_losses,
+    trainable_only,
 )
+
+COUNTS = ("all", "mlp")
 
 
 def iteration_count(model: nn.Module, ratio: float, count: str) -> int:
@@ -43,10 +42,8 @@ def iteration_count(model: nn.Module, ratio: float, count: str) -> int:
     elif count == "mlp":
         n = sum(p.numel() for p in mlp_parameters(model).values())
     else:
-        from memlab.errors import ConfigError
-
-        raise ConfigError(f"unlearn.count='{count}' must be all or mlp")
-    return math.ceil(check_ratio(ratio) * n - 1e-9)
+        raise ConfigError(f"unlearn.count={count}: unknown; allowed: {', '.join(COUNTS)}")
+    return math.ceil(float(ratio) * n - 1e-9)
 
 
 def best_entry(
@@ -76,7 +73,6 @@ def zero_best_entry(
     return True
 
 
-@METHODS.register("greedy")
 def greedy(
     model: nn.Module, forget: torch.Tensor, retain: torch.Tensor, cfg: Any, ctx: UnlearnContext
 ) -> Edit:
@@ -86,16 +82,22 @@ def greedy(
     rows = torch.cat([forget, retain])
     sign = torch.cat([torch.ones(len(forget)), -torch.ones(len(retain))])  # +1 forget, −1 retain
     keep = {n: torch.ones(p.shape, dtype=torch.bool, device=p.device) for n, p in params.items()}
-    device = device_of(model)
-    cpu = torch.device("cpu")
-    batches = cycle_batches(torch.arange(len(rows)), cfg.batch_size, ctx.seed, True, cpu)
+    device = model_device(model)
+    batches = row_batches(
+        torch.arange(len(rows)),
+        cfg.batch_size,
+        torch.device("cpu"),
+        seed=ctx.seed,
+        shuffle=True,
+        endless=True,
+    )
     zeroed = 0
     was_training = model.training
-    model.eval()  # the reference keeps the model in eval mode
-    with grads_only_for(model, params):
+    model.eval()
+    with trainable_only(model, params.values()):
         for _ in range(n_iter):
             index = next(batches)
-            losses = model_sequence_losses(model, rows[index].to(device))
+            losses = sequence_losses(model, rows[index].to(device))
             objective = -(sign[index].to(device) * losses).sum()  # Σ_retain ℓ − Σ_forget ℓ
             zeroed += zero_best_entry(params, gradients(objective, params), keep)
     model.train(was_training)
