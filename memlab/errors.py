@@ -26,33 +26,3 @@ def lookup(table: Mapping[str, T], name: Any, *, kind: str, key: str) -> T:
     if name not in table:
         raise ConfigError(f"{key}={name}: unknown {kind}; known: {', '.join(sorted(table))}")
     return table[name]
-
-
-class Registry:
-    """A name → object table filled by a decorator (being replaced by explicit tables + lookup)."""
-
-    def __init__(self, kind: str, key: str | None = None) -> None:
-        self.kind = kind
-        self.key = key or kind
-        self._items: dict[str, Any] = {}
-
-    def register(self, name: str):
-        def decorator(obj: Any) -> Any:
-            if name in self._items:
-                raise KeyError(f"{self.kind} '{name}' is registered twice")
-            self._items[name] = obj
-            return obj
-
-        return decorator
-
-    def get(self, name: str) -> Any:
-        return lookup(self._items, name, kind=self.kind, key=self.key)
-
-    def names(self) -> list[str]:
-        return sorted(self._items)
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._items
-
-    def __iter__(self):
-        return iter(self.names())

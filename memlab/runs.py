@@ -26,6 +26,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -393,3 +394,9 @@ def entry_point(config_name: str, run: RunFn) -> Callable[[], None]:
 
     main.__doc__ = run.__doc__
     return main
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """``fn()`` and the seconds it took."""
+    start = time.perf_counter()
+    return fn(), time.perf_counter() - start

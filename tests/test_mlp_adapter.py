@@ -12,8 +12,8 @@ from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForC
 from memlab.errors import ConfigError
 from memlab.models.edit import Edit
 from memlab.models.mlp_adapter import MLPAdapter
-from memlab.unlearn.neuron.ablation import ablate_top_units, units_per_layer
-from memlab.unlearn.neuron.patching import capture, patched
+from memlab.unlearn.common import check_ratio, count_of
+from memlab.unlearn.neurons import ablate_top_units, capture, patched
 
 N_LAYER, HIDDEN, INNER, VOCAB = 12, 16, 64, 32
 
@@ -103,7 +103,7 @@ def test_shared_ablation_silences_each_layers_own_top_unit(arch):
     top = torch.tensor([(7 * layer + 3) % INNER for layer in range(N_LAYER)])
     scores = torch.rand(N_LAYER, INNER)
     scores[torch.arange(N_LAYER), top] = 2.0  # one clear winner per layer
-    edit = ablate_top_units(model, scores, 1 / INNER, "probe")
+    edit = ablate_top_units(model, scores, ratio=1 / INNER, method="probe")
     assert edit.n_changed == N_LAYER * (HIDDEN + 1)
     edit.apply(model)
     acts = {}
@@ -116,14 +116,13 @@ def test_shared_ablation_silences_each_layers_own_top_unit(arch):
 
 
 def test_k_is_floor_of_inner_times_ratio():
-    assert [units_per_layer(512, r) for r in (0.0, 0.001, 0.01, 0.05, 1.0)] == [0, 0, 5, 25, 512]
-    assert units_per_layer(100, 0.29) == 29  # not 28 from 100 * 0.29 = 28.999…
+    assert [count_of(512, r) for r in (0.0, 0.001, 0.01, 0.05, 1.0)] == [0, 0, 5, 25, 512]
+    assert count_of(100, 0.29) == 29  # not 28 from 100 * 0.29 = 28.999…
 
 
 @pytest.mark.parametrize("ratio", [-0.1, 1.5, "many"])
 def test_ratio_outside_unit_interval_is_one_config_error(ratio):
-    model = tiny_gpt2()
     with pytest.raises(ConfigError) as err:
-        ablate_top_units(model, torch.zeros(N_LAYER, INNER), ratio, "probe")
+        check_ratio(ratio)
     message = str(err.value)
     assert "\n" not in message and "unlearn.ratio" in message and "[0, 1]" in message
