@@ -46,6 +46,7 @@ from memlab.errors import ConfigError, lookup
 from memlab.models.build import load_trained_model, read_checkpoint
 from memlab.regularizers.build import build_regularizers
 from memlab.runs import DONE, ResultsStore, entry_point, finish, output_dir
+from memlab.training.checkpoints import resume_point
 from memlab.training.setup import Fit, make_fit, numbering_of_config
 
 log = logging.getLogger(__name__)
@@ -196,19 +197,6 @@ def base_metrics(base: dict) -> dict[str, float]:
     return {f"base/{k}": float(latest[k]) for k in keys if k in latest}
 
 
-def resume_path(cfg: DictConfig, out: Path) -> Path | None:
-    """``ckpt_path`` (it must exist), else this run directory's own ``checkpoints/last.ckpt``."""
-    if cfg.get("ckpt_path"):
-        if not Path(cfg.ckpt_path).is_file():
-            raise ConfigError(f"ckpt_path={cfg.ckpt_path} does not exist")
-        return Path(cfg.ckpt_path)
-    own = out / "checkpoints" / "last.ckpt"
-    if own.is_file():
-        log.info("resuming the interrupted fine-tuning run from %s", own)
-        return own
-    return None
-
-
 def run(cfg: DictConfig) -> dict[str, float]:
     """Fine-tune, evaluate every epoch, write ``summary.json`` and a results-store row."""
     ckpt = base_checkpoint_path(cfg)
@@ -216,7 +204,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     start_passes = completed_epochs(base)
     run_cfg = finetune_config(cfg, OmegaConf.create(base["memlab_config"]), ckpt, start_passes)
     out = output_dir(run_cfg)
-    resume = resume_path(cfg, out)
+    resume = resume_point(run_cfg)  # ckpt_path, or this run directory's own last.ckpt
     data = load_data(run_cfg)
     pl.seed_everything(run_cfg.seed, workers=True, verbose=False)
     model, _ = load_trained_model(ckpt, data, run_cfg.model)  # one-line error on a mismatch

@@ -148,7 +148,7 @@ def test_non_finite_loss_stops_the_run_with_a_run_error(tmp_path):
         ("model.name=gpt5", r"model.name=gpt5: unknown model; known: .*tinymem"),
         ("artifact.num_noise=100000", r"artifact.num_noise=100000 must lie in \[1, 280\]"),
         ("eval.k=35", r"eval.prompt_len=10 \+ eval.k=35 must be ≤ the context length 40"),
-        ("ckpt_path=/nope/last.ckpt", r"ckpt_path=/nope/last.ckpt does not exist"),
+        ("ckpt_path=/nope/last.ckpt", r"ckpt_path=/nope/last.ckpt: no such checkpoint"),
     ],
 )
 def test_bad_input_fails_with_a_clear_message(tmp_path, override, message):

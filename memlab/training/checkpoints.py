@@ -21,18 +21,22 @@ at four points of training) as ``<dirpath>/epoch=0500.ckpt`` (labels as in
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
 import pytorch_lightning as pl
+from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Checkpoint
 
 from memlab.errors import ConfigError
+from memlab.runs import output_dir
 from memlab.training.epochs import numbering_of
 
 LAST = "last.ckpt"
+log = logging.getLogger(__name__)
 
 
 def epoch_checkpoint_name(label: int) -> str:
@@ -106,3 +110,18 @@ class RunCheckpoint(Checkpoint):
         label = numbering_of(pl_module).label(index)
         if label in self.keep_epochs:
             self.save(trainer, epoch_checkpoint_name(label))
+
+
+def resume_point(cfg: DictConfig) -> Path | None:
+    """Where a run resumes: ``ckpt_path`` when given (it must exist); else the run directory's own
+    ``checkpoints/last.ckpt`` when one exists, so a killed run that is started again (a re-run
+    sweep: its run directory is named by the run hash) continues from the epoch it reached."""
+    if cfg.get("ckpt_path"):
+        if not Path(cfg.ckpt_path).is_file():
+            raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint")
+        return Path(cfg.ckpt_path)
+    last = output_dir(cfg) / "checkpoints" / LAST
+    if last.is_file():
+        log.info("resuming from %s", last)
+        return last
+    return None
