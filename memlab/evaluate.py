@@ -12,6 +12,7 @@ from memlab.data.build import load_data
 from memlab.errors import ConfigError
 from memlab.metrics.evaluate import evaluate_model
 from memlab.models.build import load_trained_model, read_checkpoint
+from memlab.regularizers.build import attach_test_time
 from memlab.runs import entry_point, finish
 
 
@@ -22,6 +23,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     train_cfg = OmegaConf.create(read_checkpoint(cfg.ckpt)["memlab_config"])
     data = load_data(train_cfg)
     model, _ = load_trained_model(cfg.ckpt, data)
+    attach_test_time(model, train_cfg)  # example-tied dropout's test-time mask
     eval_cfg = cfg.eval if cfg.get("eval") is not None else train_cfg.eval
     metrics, _ = evaluate_model(model, data, eval_cfg)
     with open_dict(cfg):

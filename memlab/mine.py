@@ -26,9 +26,13 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm.auto import tqdm
 
+from memlab.data.build import load_data
 from memlab.data.pythia_data import read_tokens, write_tokens
 from memlab.errors import ConfigError
 from memlab.metrics.memorization import greedy_match
+from memlab.models.build import load_trained_model, read_checkpoint
+from memlab.models.hf import load_hf_causal_lm, model_source
+from memlab.regularizers.build import attach_test_time
 from memlab.runs import config_hash, entry_point
 
 log = logging.getLogger(__name__)
@@ -128,14 +132,10 @@ def dataset_rows(source: DictConfig, model_source: str | None) -> list:
 def load_miner_model(cfg: DictConfig) -> tuple[nn.Module, str | None]:
     """The model to mine: a memlab checkpoint (``ckpt``) or a pretrained one (``model``)."""
     if cfg.get("ckpt"):
-        from memlab.data.build import load_data
-        from memlab.models.build import load_trained_model, read_checkpoint
-
         run_cfg = OmegaConf.create(read_checkpoint(cfg.ckpt)["memlab_config"])
         model, _ = load_trained_model(cfg.ckpt, load_data(run_cfg))
+        attach_test_time(model, run_cfg)  # example-tied dropout's test-time mask
         return model, None
-    from memlab.models.hf import load_hf_causal_lm, model_source
-
     return load_hf_causal_lm(cfg.model), model_source(cfg.model)[0]
 
 

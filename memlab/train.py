@@ -11,35 +11,19 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
 from memlab.data.build import load_data
 from memlab.data.datamodule import LMDataModule
-from memlab.errors import ConfigError
 from memlab.models.build import build_model
 from memlab.regularizers.build import build_regularizers
-from memlab.runs import entry_point, finish, output_dir
+from memlab.runs import entry_point, finish
+from memlab.training.checkpoints import resume_point
 from memlab.training.setup import make_fit
 
 log = logging.getLogger(__name__)
-
-
-def resume_point(cfg: DictConfig) -> str | None:
-    """``ckpt_path`` when given; else the run directory's own ``last.ckpt`` when one exists, so a
-    killed run that is started again (a re-run sweep: its run directory is named by the run hash)
-    continues from the epoch it reached."""
-    if cfg.get("ckpt_path"):
-        if not Path(cfg.ckpt_path).is_file():
-            raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint")
-        return str(cfg.ckpt_path)
-    last = output_dir(cfg) / "checkpoints" / "last.ckpt"
-    if last.is_file():
-        log.info("resuming from %s", last)
-        return str(last)
-    return None
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -50,7 +34,11 @@ def run(cfg: DictConfig) -> dict[str, float]:
     model = build_model(cfg.model, data)
     fit = make_fit(cfg, data, model, build_regularizers(cfg.regularizer, cfg.seed))
     t0 = time.perf_counter()
-    fit.trainer.fit(fit.module, datamodule=LMDataModule(cfg, data), ckpt_path=resume)
+    fit.trainer.fit(
+        fit.module,
+        datamodule=LMDataModule(cfg, data),
+        ckpt_path=None if resume is None else str(resume),
+    )
     metrics = {
         **fit.evaluator.latest,
         "train/loss": float(fit.trainer.callback_metrics.get("train/loss", float("nan"))),
