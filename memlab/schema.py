@@ -75,11 +75,21 @@ RULES: dict[str, Rule] = {
     "model.n_head": COUNT,
     "optim.lr": POSITIVE,
     "optim.weight_decay": NON_NEGATIVE,
+    "optim.eps": POSITIVE,
+    "optim.betas": Rule(
+        list, "two numbers in [0, 1)", lambda v: len(v) == 2 and all(0 <= b < 1 for b in v)
+    ),
     "trainer.max_epochs": COUNT,
     "trainer.devices": Rule(int, "an integer >= 1", at_least(1)),
     "train.batch_size": COUNT,
     "train.eval_every": COUNT,
     "train.mask_padding": FLAG,
+    "train.compat": one_of("fixed", "reference"),
+    "callbacks.model_checkpoint.every_n_epochs": COUNT,
+    "callbacks.model_checkpoint.every_n_steps": SIZE,
+    "callbacks.model_checkpoint.keep_epochs": Rule(
+        list, "a list of epochs >= 0", lambda v: all(isinstance(e, int) and e >= 0 for e in v)
+    ),
     # memorization metric
     "eval.prompt_len": COUNT,
     "eval.k": COUNT,
@@ -87,6 +97,16 @@ RULES: dict[str, Rule] = {
     "eval.suppress_eos": FLAG,
     # regularizers and fine-tuning
     "regularizer.lam": NON_NEGATIVE,
+    "regularizer.p_fixed": Rule(float, "a number in (0, 1]", lambda v: 0 < v <= 1),
+    "regularizer.p_mem": FRACTION,
+    "regularizer.dropc": FRACTION,
+    "regularizer.buffer_size": COUNT,
+    "regularizer.min_count": SIZE,
+    "regularizer.n_power_iter": COUNT,
+    "regularizer.squared": FLAG,
+    "regularizer.attn_out_split": one_of("output", "input"),
+    "finetune.recipe": one_of("clean_artifact", "all_clean", "both"),
+    "finetune.inherit_optimizer": FLAG,
     "finetune.epochs": COUNT,
     "finetune.lr": POSITIVE,
     "finetune.eval_every": COUNT,

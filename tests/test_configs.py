@@ -8,6 +8,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from memlab.schema import validate
 from tests.helpers.configs import CONF_DIR, compose_config
 
 CONF = Path(CONF_DIR)
@@ -36,12 +37,14 @@ def test_every_primary_config_composes(tmp_path):
     for name in PRIMARY:
         cfg = compose_config(name, [], tmp_path)
         assert OmegaConf.to_container(cfg, resolve=False)
+        validate(cfg)  # every default passes the validation table
 
 
 @pytest.mark.parametrize("group", TRAIN_GROUPS)
 def test_every_group_option_composes_into_train(tmp_path, group):
     for option in options(group):
         cfg = compose_config("train", [f"{group}={option}"], tmp_path)
+        validate(cfg)
         plain = OmegaConf.to_container(cfg, resolve=True)
         assert group == "debug" or plain[group] is not None
 
@@ -50,10 +53,10 @@ def test_every_unlearn_method_and_experiment_composes(tmp_path):
     for method in options("unlearn"):
         cfg = compose_config("unlearn", [f"unlearn={method}"], tmp_path)
         assert cfg.unlearn.name == method
-        assert 0.0 <= cfg.unlearn.ratio <= 1.0
+        validate(cfg)
     for exp in ("demo", "demo_language", "compare_small"):
         cfg = compose_config("train", [f"experiment={exp}"], tmp_path)
-        OmegaConf.to_container(cfg, resolve=True)
+        validate(cfg)
 
 
 def test_loggers_and_callbacks_instantiate(tmp_path):
