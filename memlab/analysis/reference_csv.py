@@ -34,7 +34,7 @@ PYTHIA_CONFIG: dict[str, str] = {
     "stop_loss": "unlearn.stop_loss",
     "lr": "unlearn.lr",
     "prompt_len": "eval.prompt_len",
-    "ig_steps": "unlearn.ig_steps",
+    "ig_steps": "unlearn.steps",
     "momentum": "unlearn.momentum",
     "weight_decay": "unlearn.weight_decay",
     "seed": "seed",
