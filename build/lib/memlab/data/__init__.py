@@ -1,1 +1,0 @@
-"""TinyMem data: sequence generators, artifacts (noise, backdoors, duplication), caching, data modules."""

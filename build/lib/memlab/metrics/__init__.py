@@ -1,1 +1,0 @@
-"""Memorization and utility metrics: one implementation serves training, unlearning and Pythia."""

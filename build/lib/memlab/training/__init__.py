@@ -1,1 +1,0 @@
-"""LM training as a LightningModule, plus the evaluation callback."""
