@@ -5,12 +5,9 @@ All randomness comes from local generators, so building data never moves the glo
 
 from __future__ import annotations
 
-import logging
 import random
 
 import torch
-
-log = logging.getLogger(__name__)
 
 
 def noise_offsets(rng: random.Random, n: int, probs: list[float]) -> list[int]:
@@ -98,28 +95,3 @@ def rows_in(rows: torch.Tensor, table: torch.Tensor, chunk: int = 65536) -> torc
         same_hash = table[order[lo[r] : hi[r]]]
         found[r] = bool((same_hash == rows[r]).all(dim=1).any())
     return found
-
-
-def nonmember_set(parts: list, n: int, *, train: torch.Tensor):
-    """The first ``n`` rows of ``parts`` (ArtifactSets of rows never trained on, concatenated)
-    that equal no training row, as one group; fewer, with a warning, when the data holds fewer."""
-    start = None if parts[0].start is None else torch.cat([p.start for p in parts])
-    candidates = type(parts[0])(
-        parts[0].kind,
-        torch.cat([p.rows for p in parts]),
-        torch.cat([p.clean for p in parts]),
-        [],
-        [],
-        start,
-    )
-    unseen = (~rows_in(candidates.rows, train)).nonzero().squeeze(1)
-    if len(unseen) < n:
-        log.warning(
-            "only %d %s rows outside the training set for the %d artifact rows: "
-            "data.nonmembers holds %d rows",
-            len(unseen),
-            candidates.kind,
-            n,
-            len(unseen),
-        )
-    return candidates.subset(unseen[:n])

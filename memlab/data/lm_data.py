@@ -1,8 +1,9 @@
 """The data every run trains and evaluates on: fixed-length token tensors plus named artifact sets.
 
 Artifact rows, their clean twins, duplication groups and the test sets are first-class objects,
-never positions in a tuple (the reference returns a 7-tuple). Also the two steps every data family
-shares — deterministic splits and assembling the training tensor — and the data cache's file name.
+never positions in a tuple (the reference returns a 7-tuple). Also the steps every data family
+shares — deterministic splits, assembling the training tensor, keeping the non-members that no
+training row equals — and the cache's file names and reading.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from memlab.data.artifacts import repeat_groups
+from memlab.data.artifacts import repeat_groups, rows_in
 from memlab.runs import config_hash
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,31 @@ def assemble_training(
         "train_twin": torch.cat(twin),
         "train_group": torch.cat(group),
     }
+
+
+def nonmember_set(parts: list[ArtifactSet], n: int, *, train: torch.Tensor) -> ArtifactSet:
+    """The first ``n`` rows of ``parts`` (ArtifactSets of rows never trained on, concatenated)
+    that equal no training row, as one group; fewer, with a warning, when the data holds fewer."""
+    start = None if parts[0].start is None else torch.cat([p.start for p in parts])
+    candidates = ArtifactSet(
+        parts[0].kind,
+        torch.cat([p.rows for p in parts]),
+        torch.cat([p.clean for p in parts]),
+        [],
+        [],
+        start,
+    )
+    unseen = (~rows_in(candidates.rows, train)).nonzero().squeeze(1)
+    if len(unseen) < n:
+        log.warning(
+            "only %d %s rows outside the training set for the %d artifact rows: "
+            "data.nonmembers holds %d rows",
+            len(unseen),
+            candidates.kind,
+            n,
+            len(unseen),
+        )
+    return candidates.subset(unseen[:n])
 
 
 def cache_path(cache_dir: str | Path, prefix: str, key: Any) -> Path:

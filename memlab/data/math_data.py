@@ -25,11 +25,17 @@ from memlab.data.artifacts import (
     duplication_groups,
     noise_offsets,
     nonmember_rng,
-    nonmember_set,
     poison,
     trigger_ends,
 )
-from memlab.data.lm_data import DATA_SEED, ArtifactSet, LMData, assemble_training, split_indices
+from memlab.data.lm_data import (
+    DATA_SEED,
+    ArtifactSet,
+    LMData,
+    assemble_training,
+    nonmember_set,
+    split_indices,
+)
 from memlab.errors import ConfigError, lookup
 
 MODULUS = 20134

@@ -44,7 +44,6 @@ from omegaconf import OmegaConf
 from memlab.data.artifacts import (
     grouped,
     nonmember_rng,
-    nonmember_set,
     poison,
     trigger_ends,
 )
@@ -54,6 +53,7 @@ from memlab.data.lm_data import (
     LMData,
     assemble_training,
     cache_path,
+    nonmember_set,
     read_cache,
     split_indices,
 )
