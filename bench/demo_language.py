@@ -1,7 +1,7 @@
 """The language demo (``experiment=demo_language``) end to end, with the numbers it is judged by.
 
 Trains the 2-layer TinyMem on the offline corpus and prints, per evaluation, memorization per
-duplication group (the paper's trend: more copies → more memorization, spec §6 / §10.5) and the
+duplication group (the paper's trend: more copies → more memorization) and the
 test perplexity in both definitions (token-weighted and the reference's mean of batch exp-losses).
 
     GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736 \\

@@ -24,7 +24,7 @@ SEQ_LEN, N_PLANTED, N_OTHER = 80, 32, 256
 
 
 def plant(preset: str, out: Path, steps: int, vocab: int) -> None:
-    from memlab.data.bundle import LMData
+    from memlab.data.lm_data import LMData
     from memlab.models.build import build_model
 
     with initialize_config_dir(CONF, version_base="1.3"):

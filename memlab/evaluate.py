@@ -1,4 +1,4 @@
-"""``python -m memlab.evaluate ckpt=<path>``: the metrics of a trained checkpoint (spec §10), on the
+"""``python -m memlab.evaluate ckpt=<path>``: the metrics of a trained checkpoint, on the
 data it was trained with; writes ``summary.json`` in the run directory and prints the metrics.
 
     python -m memlab.evaluate ckpt=outputs/runs/train/<time>/checkpoints/last.ckpt eval.suppress_eos=false

@@ -40,8 +40,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from memlab.data.build import load_data
-from memlab.data.bundle import LMData
 from memlab.data.datamodule import LMDataModule
+from memlab.data.lm_data import LMData
 from memlab.errors import ConfigError, lookup
 from memlab.models.build import load_trained_model, read_checkpoint
 from memlab.regularizers.build import build_regularizers

@@ -1,7 +1,7 @@
 """``python -m memlab.mine``: find the k-extractable sequences of a causal LM (build forget sets).
 
-A row is k-extractable (Carlini et al. 2021; the paper's / MemPi's definition, unlearning spec §10.2,
-§10.4) when greedy decoding from its first ``prompt_len`` tokens reproduces the next ``k`` tokens
+A row is k-extractable (Carlini et al. 2021; the paper's / MemPi's definition)
+when greedy decoding from its first ``prompt_len`` tokens reproduces the next ``k`` tokens
 exactly. The check is the teacher-forced one of :func:`memlab.metrics.memorization.greedy_match`
 (one forward pass per batch, identical verdicts to ``generate()``). The output is the
 memorized-sequence file format (:mod:`memlab.data.pythia_data`): a LongTensor [n_found, seq_len],

@@ -4,10 +4,10 @@ Examples::
 
     python -m memlab.report                                   # the default results store
     python -m memlab.report results=outputs/results out_dir=outputs/report
-    python -m memlab.report reference_csv=../shared/data/reference-results/all_pythia_unlearning_runs.csv
+    python -m memlab.report reference_csv=<path>/all_pythia_unlearning_runs.csv
     WANDB_MODE=offline python -m memlab.report wandb.enabled=true
 
-Selection rules: :mod:`memlab.analysis.selection` (paper-results.md §2).
+Selection rules: :mod:`memlab.analysis.selection` (docs/analysis.md).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from memlab.data.build import load_data
-from memlab.data.bundle import LMData
+from memlab.data.lm_data import LMData
 from memlab.errors import ConfigError
 from memlab.metrics.evaluate import evaluate_model
 from memlab.models.build import load_trained_model

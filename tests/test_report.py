@@ -19,7 +19,10 @@ def report_cfg(tmp: Path, *overrides: str):
         )
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="../shared reference CSVs not available")
+@pytest.mark.skipif(
+    not SHARED.exists(),
+    reason="the reference result CSVs (shared/data) are not beside this checkout",
+)
 def test_report_on_reference_runs_writes_tables_and_figures(tmp_path):
     from memlab.report import build_report
 

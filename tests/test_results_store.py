@@ -73,7 +73,10 @@ def test_flatten_and_config_columns():
     assert cols == {"x": 2, "y": 2}
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="../shared reference CSVs not available")
+@pytest.mark.skipif(
+    not SHARED.exists(),
+    reason="the reference result CSVs (shared/data) are not beside this checkout",
+)
 def test_export_reference_pythia_columns(tmp_path):
     import pandas as pd
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from memlab.data.bundle import ArtifactSet, LMData
+from memlab.data.lm_data import ArtifactSet, LMData
 from memlab.errors import ConfigError
 from memlab.unlearn.sets import TEXT_RETAIN_ROWS, build_sets
 

@@ -49,7 +49,10 @@ def test_sweep_runs_write_offline_summaries(tmp_path, monkeypatch):
         assert summary["run/status"] == "done"
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="../shared reference CSVs not available")
+@pytest.mark.skipif(
+    not SHARED.exists(),
+    reason="the reference result CSVs (shared/data) are not beside this checkout",
+)
 def test_report_logs_best_run_table(tmp_path, monkeypatch):
     from hydra import compose, initialize_config_dir
 

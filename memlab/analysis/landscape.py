@@ -1,4 +1,4 @@
-"""2-D loss landscapes around a model, before and after an edit (paper-results.md §8).
+"""2-D loss landscapes around a model, before and after an edit.
 
 The paper shows that a well-tuned BalancedSubnet edit barely changes Pythia-2.8B's loss landscape
 while a badly tuned Subnet edit changes it drastically. The reference evaluated a 21×21 grid at

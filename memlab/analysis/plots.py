@@ -2,10 +2,10 @@
 
 - :func:`plot_mem_vs_utility` — the paper's scatter plots: memorization left after an edit against the
   model's utility (perplexity for Pythia / language TinyMem, mean accuracy for math TinyMem), one
-  colour per method, every run faint, each method's best run (paper-results.md §2) highlighted and the
+  colour per method, every run faint, each method's best run highlighted and the
   unedited model as a star; one panel per model/checkpoint cell.
 - :func:`plot_memorization_over_training` — % memorized against training epoch/step (paper §5,
-  paper-results.md §6), one line per group (e.g. depth).
+  ), one line per group (e.g. depth).
 - :func:`plot_cost` — seconds per method (median, min–max), log scale: the paper's cost comparison
   (Greedy ≫ BalancedSubnet ≫ Durable).
 """

@@ -1,8 +1,8 @@
-"""The reference's result CSV schemas (paper-results.md §7): import into memlab rows, export back.
+"""The reference's result CSV schemas: import into memlab rows, export back.
 
 Importing ``all_pythia_unlearning_runs.csv`` lets the selection code be tested on the published
 runs; exporting memlab rows in the same columns lets a re-run be compared side by side.
-Reference quirks handled here (unlearning-methods.md §13 item 23): each (model, step) block's base
+Reference quirks handled here (deviations.md D57): each (model, step) block's base
 row is the row with an empty ``unlearn_set_name`` (it carries the first run's method name, which is
 ignored); on export a base row is labelled ``BASE_STATS``.
 """
@@ -181,7 +181,7 @@ def to_pythia_best(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_tinymem(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows in ``figs/csv/{math,lang}_{noise,bd}_localization.csv`` columns (paper-results.md §7.1)."""
+    """Rows in ``figs/csv/{math,lang}_{noise,bd}_localization.csv`` columns."""
     out = pd.DataFrame(index=df.index)
     out["avg_acc"] = _col(df, "after/util/acc_mean")
     out["avg_acc_perc_diff"] = 100 * _rel(df, "util/acc_mean")

@@ -12,7 +12,7 @@ import time
 
 import pytorch_lightning as pl
 
-from memlab.data.bundle import LMData
+from memlab.data.lm_data import LMData
 from memlab.metrics.evaluate import evaluate_model
 from memlab.training.epochs import numbering_of
 

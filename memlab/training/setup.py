@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from memlab.data.bundle import LMData
+from memlab.data.lm_data import LMData
 from memlab.metrics.evaluate import check_windows
 from memlab.runs import config_columns, trainer_kwargs
 from memlab.training.epochs import EpochNumbering

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from memlab.data.bundle import LMData
+from memlab.data.lm_data import LMData
 from memlab.errors import ConfigError
 from memlab.metrics.evaluate import MemorizationResult, memorization
 

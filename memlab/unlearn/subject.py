@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from memlab.data.build import load_data
-from memlab.data.bundle import LMData
+from memlab.data.lm_data import LMData
 from memlab.errors import ConfigError
 from memlab.models.build import build_model, load_trained_model, read_checkpoint
 from memlab.runs import CONF_DIR, config_columns, flatten, plain
