@@ -20,6 +20,7 @@ from _common import compose_cfg, timed
 from memlab.data.build import load_data
 from memlab.metrics.memorization import greedy_match, greedy_match_generate, scored_inputs
 from memlab.models.build import load_trained_model
+from memlab.regularizers.build import attach_test_time
 
 
 def trained_checkpoint(epochs: int, workdir: Path) -> Path:
@@ -53,7 +54,8 @@ def main() -> None:
 
     cfg = OmegaConf.create(read_checkpoint(ckpt)["memlab_config"])
     data = load_data(cfg)
-    model, _ = load_trained_model(ckpt, data)
+    model, run_cfg = load_trained_model(ckpt, data)
+    attach_test_time(model, run_cfg)  # example-tied dropout's test-time mask
     art, ev = data.artifact, cfg.eval
     n = len(art)
     if n < 500:

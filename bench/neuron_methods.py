@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from memlab.data.build import load_data
 from memlab.metrics.evaluate import evaluate_model
 from memlab.models.build import load_trained_model, read_checkpoint
+from memlab.regularizers.build import attach_test_time
 from memlab.unlearn.common import UnlearnContext
 from memlab.unlearn.methods import METHODS, NEURON_METHODS
 
@@ -70,7 +71,8 @@ def main() -> None:
     ckpt = args.ckpt or newest_checkpoint()
     run_cfg = OmegaConf.create(read_checkpoint(ckpt)["memlab_config"])
     data = load_data(run_cfg)
-    model, _ = load_trained_model(ckpt, data)
+    model, run_cfg = load_trained_model(ckpt, data)
+    attach_test_time(model, run_cfg)  # example-tied dropout's test-time mask
     if torch.cuda.is_available():
         model = model.cuda()
     before, result = evaluate_model(model, data, run_cfg.eval)

@@ -130,3 +130,31 @@ def test_evaluate_model_metric_names(tiny_run):
         assert name in metrics
     assert {f"util/acc/{d}" for d in "72345"} <= set(metrics)
     assert metrics["mem/perc"] == pytest.approx(tiny_run.metrics["mem/perc"])
+
+
+def test_width_dependent_models_are_scored_like_uncached_generation():
+    """Sequence-axis example-tied dropout (compat: reference) masks by input width, so teacher
+    forcing at width prompt+k is not generation; the metric decodes such models (deviations.md D23)."""
+    from memlab.metrics.memorization import greedy_match_by_width, greedy_match_generate
+    from memlab.regularizers.build import attach_test_time
+    from tests.test_regularizers import tiny_model
+
+    model = tiny_model()
+    regularizer = {
+        "name": "example_tied_dropout",
+        "p_fixed": 0.2,
+        "p_mem": 0.1,
+        "compat": "reference",
+    }
+    attach_test_time(model, {"seed": 0, "regularizer": regularizer})
+    assert model.memlab_needs_generation
+    g = torch.Generator().manual_seed(0)
+    prompt = torch.randint(0, 10, (16, 10), generator=g)
+    with torch.no_grad():
+        gen = model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+                             max_new_tokens=8, min_new_tokens=8, use_cache=False,
+                             pad_token_id=13, eos_token_id=11)  # fmt: skip
+    rows = torch.cat([gen, torch.randint(0, 10, (16, 24 - gen.shape[1]), generator=g)], 1)
+    start = torch.tensor([10] * 8 + [12] * 8)
+    decoded = greedy_match_generate(model, rows, start, 6, True, 13, 11, reference_style=True)
+    assert torch.equal(greedy_match_by_width(model, rows, start, 6, [11]), decoded)

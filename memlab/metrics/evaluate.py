@@ -16,7 +16,12 @@ from torch import nn
 
 from memlab.data.lm_data import ArtifactSet, LMData
 from memlab.errors import ConfigError
-from memlab.metrics.memorization import evaluable, greedy_match, scored_inputs
+from memlab.metrics.memorization import (
+    evaluable,
+    greedy_match,
+    greedy_match_by_width,
+    scored_inputs,
+)
 from memlab.metrics.utility import lm_utility
 
 
@@ -61,10 +66,13 @@ def memorization(
         if artifact.kind == "natural"  # naturally memorized sequences: every row counts (Pythia)
         else evaluable(artifact.rows, artifact.clean, start=start, k=eval_cfg.k)
     )
+    # a model whose test-time mask depends on the input width is scored by decoding (D23)
+    width_dependent = getattr(model, "memlab_needs_generation", False)
+    match = greedy_match_by_width if width_dependent else greedy_match
     return MemorizationResult(
         scored,
-        greedy_match(model, inputs, start, eval_cfg.k, suppress, bs),
-        greedy_match(model, artifact.clean, start, eval_cfg.k, suppress, bs),
+        match(model, inputs, start, eval_cfg.k, suppress, bs),
+        match(model, artifact.clean, start, eval_cfg.k, suppress, bs),
     )
 
 

@@ -59,6 +59,35 @@ def greedy_match(
     return shards.gather_rows(out)
 
 
+def greedy_match_by_width(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    start: torch.Tensor | int,
+    k: int,
+    suppress_ids: list[int] | tuple[int, ...] = (),
+    batch_size: int = 512,
+) -> torch.Tensor:
+    """The verdicts of :func:`greedy_match` with the prediction for position p computed from the
+    p-token prefix alone, as uncached greedy generation computes it: for models whose test-time
+    behaviour depends on the input width (sequence-axis example-tied dropout, deviations.md D23).
+    One forward pass per continuation position; returns bool [B]."""
+    n, width = inputs.shape
+    starts = _starts(start, n)
+    device = model_device(model)
+    out = torch.ones(n, dtype=torch.bool)
+    ends = (starts + k).clamp(max=width)
+    with eval_mode(model):
+        for p in range(int(starts.min()), int(ends.max())):
+            rows = ((starts <= p) & (p < ends) & out).nonzero().squeeze(1)
+            for lo in range(0, len(rows), batch_size):
+                idx = rows[lo : lo + batch_size]
+                logits = logits_of(model, inputs[idx, :p].to(device))[:, -1].float()
+                if suppress_ids:
+                    logits[:, list(suppress_ids)] = float("-inf")
+                out[idx] &= logits.argmax(-1).cpu() == inputs[idx, p]
+    return out
+
+
 @torch.no_grad()
 def greedy_match_generate(
     model: nn.Module,

@@ -29,6 +29,7 @@ from memlab.data.build import load_data
 from memlab.data.lm_data import LMData
 from memlab.errors import ConfigError
 from memlab.models.build import build_model, load_trained_model, read_checkpoint
+from memlab.regularizers.build import attach_test_time
 from memlab.runs import CONF_DIR, config_columns, flatten, plain
 
 PRETRAINED_MODELS = ("hf", "pythia")
@@ -102,6 +103,7 @@ def load_memlab_checkpoint(cfg: DictConfig) -> Subject:
     check_same_data(cfg, run_cfg)
     data = load_data(run_cfg)
     model, run_cfg = load_trained_model(ckpt, data, cfg.get("model"))
+    attach_test_time(model, run_cfg)  # example-tied dropout's test-time mask
     return Subject(model, data, eval_settings(run_cfg, cfg.get("eval")), run_cfg, ckpt)
 
 
