@@ -69,6 +69,12 @@ RULES: dict[str, Rule] = {
         lambda v: len(v) == 3 and all(0 <= p <= 1 for p in v) and abs(sum(v) - 1) < 1e-6,
     ),
     "artifact.duplicate": FLAG,
+    "artifact.kind": one_of("noise", "backdoor", "none"),
+    "artifact.dup_powers": Rule(
+        list,
+        "a non-empty list of integers >= 0",
+        lambda v: bool(v) and all(isinstance(x, int) and x >= 0 for x in v),
+    ),
     # model, optimizer, training
     "model.n_layer": COUNT,
     "model.n_embd": COUNT,
@@ -179,6 +185,12 @@ def _window_fits(cfg: DictConfig) -> None:
         )
 
 
+def _heads_divide_width(cfg: DictConfig) -> None:
+    width, heads = OmegaConf.select(cfg, "model.n_embd"), OmegaConf.select(cfg, "model.n_head")
+    if isinstance(width, int) and isinstance(heads, int) and heads > 0 and width % heads:
+        raise ConfigError(f"model.n_head={heads}: must divide model.n_embd={width}")
+
+
 def validate(cfg: DictConfig) -> DictConfig:
     """Check every key of :data:`RULES` that ``cfg`` has, then the cross-key rules; returns ``cfg``."""
     for key, rule in RULES.items():
@@ -187,4 +199,5 @@ def validate(cfg: DictConfig) -> DictConfig:
         value = OmegaConf.select(cfg, key)
         check(key, OmegaConf.to_object(value) if OmegaConf.is_config(value) else value, rule)
     _window_fits(cfg)
+    _heads_divide_width(cfg)
     return cfg

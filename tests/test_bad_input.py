@@ -35,6 +35,8 @@ CASES = [
     ("train", ["ckpt_path=/nonexistent/last.ckpt"], "ckpt_path=/nonexistent/last.ckpt"),
     ("train", ["eval.k=0"], "eval.k=0"),
     ("train", ["model.n_layer=0"], "model.n_layer=0"),
+    ("train", ["model.n_head=3"], "model.n_head=3"),
+    ("train", ["artifact.kind=glitter"], "artifact.kind=glitter"),
     ("train", ["train.eval_every=0"], "train.eval_every=0"),
     ("train", ["data.num_test=-5"], "data.num_test=-5"),
     ("train", ["train.mask_padding=maybe"], "train.mask_padding=maybe"),
