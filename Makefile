@@ -27,15 +27,16 @@ demo: install                                 ## train a TinyMem model, measure 
 demo-language: install                        ## the language counterpart (offline corpus)
 	$(PY) -m memlab.train experiment=demo_language
 
-test: install                                 ## the default suite (< 15 min on 2 cores)
+test: install                                 ## the default suite (<= 5 min on 2 cores)
 	$(PY) -m pytest -q
 
 test-full: install                            ## everything, slow tests included
 	$(PY) -m pytest -q -m "slow or not slow"
 
-lint: install
+lint: install                                 ## ruff + the layers contract (import-linter)
 	$(VENV)/bin/ruff check memlab tests bench
 	$(VENV)/bin/ruff format --check memlab tests bench
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff format memlab tests bench

@@ -2,8 +2,8 @@
 
 One command trains a baseline, the same model with each regularizer, and fine-tunes the baseline
 with each recipe, then writes a markdown table (memorization, accuracy, wall-clock seconds) to
-``bench/results/compare_mitigations.md``. This checks the paper's claims (Sakarvadia et al. 2025,
-§4): regularizers are slow and do not remove memorization without hurting accuracy; fine-tuning on
+``bench/results/compare_mitigations.md``. This checks the paper's claims (Sakarvadia et al. 2025):
+regularizers are slow and do not remove memorization without hurting accuracy; fine-tuning on
 clean data removes it but costs extra training on top of the base run.
 
 Usage (from the repository root; about 10-15 minutes on 2 CPU cores)::
@@ -94,7 +94,7 @@ def write_table(path: Path, preset: str, seed: int, rows: list[str], notes: list
 
 
 def compare(preset: str, seed: int, out_dir: Path, table: Path) -> None:
-    from memlab.finetune.runner import run as finetune
+    from memlab.finetune import run as finetune
     from memlab.train import run as train
 
     common = [f"experiment={preset}", f"seed={seed}", *QUIET]

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 def mine_extractable(
     model: nn.Module,
     tokens: torch.Tensor,
+    *,
     prompt_len: int,
     k: int,
     suppress_ids: list[int] | tuple[int, ...] = (),
@@ -86,8 +87,6 @@ def save_partial(partial: Path, fingerprint: str, next_row: int, found: list[tor
 def source_tokens(source: DictConfig, seq_len: int, model_source: str | None) -> torch.Tensor:
     """[N, seq_len] rows from a token file or an HF dataset (token-id or text column); rows are
     cut to their first ``seq_len`` tokens and shorter ones dropped."""
-    if bool(source.get("tokens")) == bool(source.get("dataset")):
-        raise ConfigError("set exactly one of source.tokens (a token file) or source.dataset")
     if source.get("tokens"):
         tokens = read_tokens(source.tokens)
         tokens = tokens[:, :seq_len] if tokens.shape[1] >= seq_len else tokens[:0]
@@ -145,6 +144,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
     prompt_len, k, seq_len = int(cfg.eval.prompt_len), int(cfg.eval.k), int(cfg.seq_len)
     if prompt_len < 1 or prompt_len + k > seq_len:
         raise ConfigError(f"eval.prompt_len={prompt_len} + eval.k={k} must be ≤ seq_len={seq_len}")
+    if bool(cfg.source.get("tokens")) == bool(cfg.source.get("dataset")):
+        raise ConfigError(
+            "source: set exactly one of source.tokens (a token file) or source.dataset"
+        )
     model, hf_source = load_miner_model(cfg)
     device = cfg.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
@@ -167,14 +170,14 @@ def run(cfg: DictConfig) -> dict[str, float]:
     found = mine_extractable(
         model,
         tokens,
-        prompt_len,
-        k,
-        suppress,
-        int(cfg.batch_size),
-        partial,
-        fingerprint,
-        int(cfg.save_every),
-        bool(cfg.progress),
+        prompt_len=prompt_len,
+        k=k,
+        suppress_ids=suppress,
+        batch_size=int(cfg.batch_size),
+        partial=partial,
+        fingerprint=fingerprint,
+        save_every=int(cfg.save_every),
+        progress=bool(cfg.progress),
     )
     write_tokens(tokens[found], out)
     meta = {

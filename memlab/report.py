@@ -116,9 +116,9 @@ def _training_figure(cfg: DictConfig) -> dict[str, Path]:
 
 def build_report(cfg: DictConfig) -> dict[str, Any]:
     """Select, tabulate, export and plot; returns the best rows and the written files."""
+    every_row = load_rows(cfg)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    every_row = load_rows(cfg)
     rows = unlearning_rows(every_row)
     settings = settings_from_config(OmegaConf.to_container(cfg.settings, resolve=True))  # type: ignore[arg-type]
     best = select_all(rows, settings)

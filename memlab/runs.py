@@ -20,6 +20,7 @@ sweep skips runs that are already done. Row schema (flat): config keys flattened
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -215,9 +216,23 @@ def results_row(
             "run/status": status,
             "run/error": error,
             "run/time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "run/processes": world_size(),
         }
     )
     return row
+
+
+def global_rank() -> int:
+    """This process's rank in a multi-process run (0 alone): from ``RANK``, else ``NODE_RANK`` and
+    ``LOCAL_RANK`` as Lightning's launchers set them."""
+    if "RANK" in os.environ:
+        return int(os.environ["RANK"])
+    node, local = int(os.environ.get("NODE_RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
+    return node * int(os.environ.get("LOCAL_WORLD_SIZE", 1)) + local
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", 1))
 
 
 def results_dir(cfg: Any) -> Path:
@@ -232,8 +247,9 @@ def record(
     error: str | None = None,
     seconds: float | None = None,
 ) -> dict[str, Any] | None:
-    """Append the run's one row to the results store (unless ``results: false``); returns it."""
-    if not cfg.get("results", True):
+    """Append the run's one row to the results store (unless ``results: false``); returns it.
+    In a multi-process run only rank 0 writes, so a run has exactly one row."""
+    if not cfg.get("results", True) or global_rank() != 0:
         return None
     row = results_row(cfg, metrics, status=status, error=error, seconds=seconds)
     ResultsStore(results_dir(cfg)).append(row)
@@ -243,7 +259,8 @@ def record(
 def finish(cfg: DictConfig, metrics: Mapping[str, Any]) -> dict[str, Any]:
     """The end of every successful task: ``summary.json`` in the run directory and one row."""
     out = output_dir(cfg)
-    write_summary(cfg, metrics, out)
+    if global_rank() == 0:
+        write_summary(cfg, metrics, out)
     record(cfg, metrics)
     log.info("summary written to %s", out / "summary.json")
     return dict(metrics)
@@ -294,6 +311,9 @@ def _remove_if_empty(run_dir: Path | None) -> None:
     own = {".hydra", "run.log"}
     if all(p.name in own for p in run_dir.iterdir()):
         shutil.rmtree(run_dir, ignore_errors=True)
+        for parent in list(run_dir.parents)[:3]:  # outputs/runs/<task>, outputs/runs, outputs
+            if parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
 
 
 def guarded(run: RunFn, cfg: DictConfig) -> Mapping[str, Any]:
@@ -350,6 +370,7 @@ def entry_point(config_name: str, run: RunFn) -> Callable[[], None]:
 
     task.__name__ = config_name
     task.__module__ = f"memlab.{config_name}"
+    help_text = inspect.getmodule(run).__doc__ or ""
 
     def main() -> None:
         import hydra
@@ -357,6 +378,10 @@ def entry_point(config_name: str, run: RunFn) -> Callable[[], None]:
         from omegaconf.errors import OmegaConfBaseException
 
         os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises: the errors become one line here
+        # `--help` opens with the task's own description and examples (conf/hydra/default.yaml)
+        OmegaConf.register_new_resolver(
+            "memlab_help", lambda: help_text.strip().replace("$", "$$"), replace=True
+        )
         wrapped = hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")
         try:
             wrapped(task)()

@@ -103,6 +103,8 @@ RULES: dict[str, Rule] = {
     "unlearn.weight_decay": NON_NEGATIVE,
     "unlearn.compat": one_of("fixed", "reference"),
     "forget_set": Rule(str, "mem, artifact or a distribution name"),
+    "sweep.task": Rule(str, "a task name: pick a grid, e.g. experiment=paper/unlearn_tinymem"),
+    "seq_len": COUNT,
     # sweeps and reports
     "max_runs": OPTIONAL_COUNT,
     "show": SIZE,

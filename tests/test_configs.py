@@ -65,7 +65,7 @@ def test_loggers_and_callbacks_instantiate(tmp_path):
         assert len(made) == len([n for n in cfg.logger.values() if n and "_target_" in n])
     cfg = compose_config("train", [], tmp_path)
     names = {type(cb).__name__ for cb in instantiate_group(cfg.callbacks)}
-    assert names == {"ModelCheckpoint", "RichProgressBar"}
+    assert names == {"RunCheckpoint", "EpochProgressBar"}
 
 
 def test_cpu_trainer_instantiates(tmp_path):

@@ -1,5 +1,5 @@
-"""Fine-tuning recipes (spec §12): data selection, optimizer inheritance, the paper's direction of
-effect on a memorizing model, and one-line errors."""
+"""Fine-tuning recipes: data selection, optimizer inheritance, the paper's direction of effect on a
+memorizing model, resuming, the base checkpoint (``ckpt``, ``ckpt=latest``) and one-line errors."""
 
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ import torch
 
 from memlab.data.build import load_data
 from memlab.errors import ConfigError
-from memlab.finetune.base_lookup import find_base_checkpoint
-from memlab.finetune.recipes import recipe_rows
-from memlab.finetune.runner import run
-from memlab.finetune.start_checkpoint import completed_epochs, optimizer_state
+from memlab.finetune import (
+    base_checkpoint_path,
+    completed_epochs,
+    find_base_checkpoint,
+    optimizer_state,
+    recipe_rows,
+    run,
+)
 from memlab.models.build import load_trained_model
 from memlab.training.setup import make_fit
 from tests.helpers.configs import compose_config
@@ -50,7 +54,7 @@ def test_finetuning_reduces_memorization(tiny_run, tmp_path, recipe):
     assert metrics["base/mem/perc"] == pytest.approx(tiny_run.metrics["mem/perc"])
     assert metrics["mem/perc"] < 0.5 * metrics["base/mem/perc"]
     assert metrics["mem/perc_clean"] > metrics["base/mem/perc_clean"]  # the clean rule comes back
-    if recipe == "both":  # all clean data keeps utility; the clean twins alone cost some (§12)
+    if recipe == "both":  # all clean data keeps utility; the clean twins alone cost some
         assert metrics["util/acc_mean"] > metrics["base/util/acc_mean"] - 10
     assert metrics["finetune/epochs"] == 5
     history = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
@@ -68,7 +72,7 @@ def test_optimizer_state_is_inherited_with_the_finetuning_lr(tiny_run, tmp_path,
     model, _ = load_trained_model(tiny_run.ckpt, data)
     run_cfg = tiny_run.cfg.copy()
     run_cfg.optim.lr = cfg.finetune.lr
-    state = optimizer_state(base, make_fit(run_cfg, data, model), inherit)
+    state = optimizer_state(base, make_fit(run_cfg, data, model), inherit=inherit)
     assert all(group["lr"] == 5e-4 for group in state["param_groups"])
     moments = base["optimizer_states"][0]["state"]
     if inherit:
@@ -105,5 +109,42 @@ def test_base_checkpoint_lookup_in_the_results_store(tiny_run, tmp_path):
     assert found == tiny_run.ckpt
     with pytest.raises(ConfigError, match="no finished run"):
         find_base_checkpoint(tmp_path, {"data": "increment", "n_layer": 4})
-    with pytest.raises(ConfigError, match="unknown base selector"):
+    with pytest.raises(ConfigError, match="unknown base key"):
         find_base_checkpoint(tmp_path, {"layers": 2})
+
+
+def test_ckpt_is_required_unless_latest_is_asked_for(tiny_run, tmp_path):
+    """Without ckpt nothing is fine-tuned; ckpt=latest takes the results-store match of base.*."""
+    with pytest.raises(ConfigError, match="ckpt is not set: pass ckpt=<path .*>, or ckpt=latest"):
+        run(compose_config("finetune", QUIET, tmp_path))
+    from memlab.runs import ResultsStore
+
+    row = {"run/task": "train", "run/status": "done", "data.name": "increment"}
+    row.update({"regularizer.name": "none", "paths.output_dir": str(tiny_run.out)})
+    ResultsStore(tmp_path / "results").append(row)
+    cfg = compose_config("finetune", ["ckpt=latest", "base.data=increment", *QUIET], tmp_path)
+    assert base_checkpoint_path(cfg) == tiny_run.ckpt
+    cfg = compose_config("finetune", ["ckpt=latest", "base.data=mult", *QUIET], tmp_path)
+    with pytest.raises(ConfigError, match="ckpt=latest: no finished run"):
+        base_checkpoint_path(cfg)
+
+
+def test_interrupted_finetuning_resumes_from_its_own_last_ckpt(tiny_run, tmp_path):
+    """A fine-tuning run killed in its third epoch, re-run with the same run directory (as a sweep
+    re-runs it), resumes from its own last.ckpt and ends where an uninterrupted run ends."""
+    from tests.test_training import SimulatedKill, kill_at
+
+    overrides = ["finetune=clean", "finetune.epochs=3"]
+    whole = run(finetune_config(tmp_path / "whole", tiny_run.ckpt, *overrides))
+    base_passes = completed_epochs(torch.load(tiny_run.ckpt, weights_only=False))
+    killed = finetune_config(
+        tmp_path / "part", tiny_run.ckpt, *overrides, *kill_at(base_passes + 2)
+    )
+    with pytest.raises(SimulatedKill):
+        run(killed)
+    last = torch.load(tmp_path / "part" / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert completed_epochs(last) == base_passes + 2
+    resumed = run(finetune_config(tmp_path / "part", tiny_run.ckpt, *overrides))
+    for key in ("mem/perc", "mem/perc_clean", "util/acc_mean", "util/loss/7", "train/loss"):
+        assert resumed[key] == pytest.approx(whole[key], rel=1e-6, abs=1e-9), key
+    assert resumed["finetune/epochs"] == whole["finetune/epochs"] == 3

@@ -84,8 +84,8 @@ def test_mining_resumes_from_partial_results(tmp_path, model, mixed, truth):
     mine_extractable(
         model,
         first_half,
-        PROMPT,
-        K,
+        prompt_len=PROMPT,
+        k=K,
         batch_size=8,
         partial=partial,
         fingerprint="run-a",
@@ -96,15 +96,22 @@ def test_mining_resumes_from_partial_results(tmp_path, model, mixed, truth):
     assert state["next"] == 32  # saved after every batch except the last one (then the run ends)
     # the resumed run skips the rows already done and reports their finds
     found = mine_extractable(
-        model, rows, PROMPT, K, batch_size=8, partial=partial, fingerprint="run-a", progress=False
+        model,
+        rows,
+        prompt_len=PROMPT,
+        k=K,
+        batch_size=8,
+        partial=partial,
+        fingerprint="run-a",
+        progress=False,
     )
     assert found.tolist() == truth.nonzero().squeeze(1).tolist()
     # a partial file of another run is ignored
     fresh = mine_extractable(
         model,
         rows[:8],
-        PROMPT,
-        K,
+        prompt_len=PROMPT,
+        k=K,
         batch_size=8,
         partial=partial,
         fingerprint="run-b",

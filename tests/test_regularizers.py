@@ -1,4 +1,4 @@
-"""Train-time regularizers (spec §11): the math of each, their checkpoint state, and exact resume."""
+"""Train-time regularizers: the math of each, their checkpoint state, and exact resume."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from memlab.errors import ConfigError
 from memlab.models.tinymem import build_tinymem
-from memlab.regularizers.build import build_regularizers
+from memlab.regularizers.build import REGULARIZERS, attach_test_time, build_regularizers
 from memlab.regularizers.example_tied_dropout import (
     ExampleTiedDropout,
     ExampleTiedMasks,
@@ -138,7 +139,9 @@ def test_example_tied_masks_are_fixed_per_example_and_keep_the_shared_units():
     state = torch.get_rng_state()
     epoch1 = masks.train_mask(torch.tensor([3, 8, 5]), h)
     epoch2 = masks.train_mask(torch.tensor([5, 0, 3]), h)  # another batch, another epoch
-    assert torch.equal(torch.get_rng_state(), state)  # the global RNG is never touched (Q8)
+    assert torch.equal(
+        torch.get_rng_state(), state
+    )  # the global RNG is never touched (deviations.md D20)
     assert torch.equal(epoch1[0], epoch2[2]) and torch.equal(epoch1[2], epoch2[0])
     assert not torch.equal(epoch1[0], epoch1[1])  # different examples, different masks
     assert epoch1[:, :n_fixed].all()  # the shared generalization units
@@ -212,10 +215,44 @@ REGULARIZER_SETTINGS = {
 }
 
 
-def test_every_regularizer_is_registered():
-    cfg = OmegaConf.create({"name": "spectral_norm", "lam": 0.1, "squared": False})
-    cfg.update(n_power_iter=1, attn_out_split="output")
-    assert isinstance(build_regularizers(cfg, 0)[0], SpectralNorm)
+def test_every_regularizer_config_builds_its_callback(tmp_path):
+    built = {}
+    for name in REGULARIZERS:
+        cfg = compose_config("train", [f"regularizer={name}"], tmp_path).regularizer
+        built[name] = [type(cb).__name__ for cb in build_regularizers(cfg, 0)]
+    assert built == {
+        "none": [],
+        "example_tied_dropout": ["ExampleTiedDropout"],
+        "loss_truncation": ["LossTruncation"],
+        "spectral_norm": ["SpectralNorm"],
+    }
+    with pytest.raises(ConfigError, match="regularizer.name=dropout: unknown regularizer; known"):
+        build_regularizers(OmegaConf.create({"name": "dropout"}), 0)
+
+
+@pytest.mark.parametrize("compat", ["none", "reference"])
+def test_a_reloaded_example_tied_dropout_model_gets_its_test_time_mask_back(compat):
+    """The hooks are not part of the weights: attach_test_time re-attaches them from the run config
+    saved in the checkpoint; the sequence-axis variant asks for the generation metric (D23)."""
+    model, x = (
+        tiny_model(),
+        torch.randint(0, 14, (2, 24), generator=torch.Generator().manual_seed(1)),
+    )
+    reg = {"name": "example_tied_dropout", "p_fixed": 0.2, "p_mem": 0.1, "compat": compat}
+    etd = ExampleTiedDropout(p_fixed=0.2, p_mem=0.1, seed=5, compat=compat)
+    with torch.no_grad():
+        plain = model.eval()(input_ids=x).logits
+        etd.attach(model, lambda: None)
+        expected = model(input_ids=x).logits
+        for handle in getattr(model, ExampleTiedDropout.HANDLES):
+            handle.remove()
+        attach_test_time(model, {"seed": 5, "regularizer": reg})
+        assert torch.equal(model(input_ids=x).logits, expected)
+        assert not torch.allclose(expected, plain, atol=1e-3)
+    assert getattr(model, ExampleTiedDropout.NEEDS_GENERATION) is (compat == "reference")
+    untouched = tiny_model()
+    attach_test_time(untouched, {"seed": 5, "regularizer": {"name": "spectral_norm", "lam": 0.1}})
+    assert not hasattr(untouched, ExampleTiedDropout.HANDLES)
 
 
 @pytest.mark.slow

@@ -57,7 +57,9 @@ def test_missing_or_empty_store_is_an_error_and_unscored_rows_are_listed(tmp_pat
                  "before/mem/perc": 50.0, "after/mem/perc": 10.0, "data.builder": "tea_leaves"}  # fmt: skip
     store.append({**unlearned, "run/hash": "a"})
     store.append({"run/hash": "b", "run/task": "train", "run/status": "done"})
-    store.append({"run/hash": "c", "run/task": "unlearn", "run/status": "failed", "run/error": "E: x"})
+    store.append(
+        {"run/hash": "c", "run/task": "unlearn", "run/status": "failed", "run/error": "E: x"}
+    )
     text = build_report(cfg)["markdown"].read_text()
     assert "run a: matches no setting (data.builder=tea_leaves" in text
     assert "1 train run(s): not unlearning runs" in text and "failed run c (unlearn): E: x" in text

@@ -1,2 +1,2 @@
-"""Train-time regularizers (spec §11), each a Lightning callback speaking the protocol of
-:mod:`memlab.regularizers.base`."""
+"""Train-time regularizers, each a Lightning callback speaking the protocol of
+:mod:`memlab.regularizers.base`; :mod:`memlab.regularizers.build` names them."""

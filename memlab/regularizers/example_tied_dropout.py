@@ -1,5 +1,5 @@
-"""Example-tied dropout (spec §11.1; Maini et al. 2023, "Can neural network memorization be
-localized?"): each training example may only use a fixed share of the hidden units.
+"""Example-tied dropout (Maini et al. 2023, "Can neural network memorization be localized?"):
+each training example may only use a fixed share of the hidden units.
 
 The first ⌊p_fixed·H⌋ hidden channels are "generalization units" shared by every example; each
 example additionally owns a fixed random set of round(p_mem·(H − n_fixed)) of the remaining
@@ -7,21 +7,27 @@ example additionally owns a fixed random set of round(p_mem·(H − n_fixed)) of
 multiplied by the example's 0/1 mask, unscaled. At evaluation and generation, no index is needed: the
 memorization units are dropped and the generalization units scaled by (p_fixed + p_mem)/p_fixed.
 The masks act through forward pre-hooks on the stock HF transformer blocks, which read the batch's
-row indices from ``pl_module.example_index`` (set by ``LMModule.training_step``).
+row indices from ``pl_module.example_index`` (set by ``LMModule.training_step``). A model loaded
+from a checkpoint gets its test-time hooks back through
+:func:`memlab.regularizers.build.attach_test_time`.
 
 Differences from the reference:
 
-- Q6: the mask is over hidden channels (the reference masked the sequence axis);
-  ``compat: reference`` restores that variant (keep the first ⌊p_fixed·T⌋ positions, each other
+- The mask is over hidden channels; the reference masked the sequence axis (deviations.md D19).
+  ``compat: reference`` restores that variant: keep the first ⌊p_fixed·T⌋ positions, each other
   position kept with probability p_mem per example; at evaluation zero positions ≥ ⌊p_fixed·T⌋ of
-  the current length and scale the rest).
-- Q7, Q8: masks come from a counter-based hash of (seed, example index, unit), so the same example
-  gets the same mask every epoch, on every device, without a cache and without touching the global
-  RNG. The reference filled its mask cache on the first batch only (all-zero masks for every other
-  example) and reseeded the global RNG per example.
-- Q7b: evaluation and generation need no index.
+  the current length and scale the rest. That test-time mask depends on the width of the input, so
+  a teacher-forced pass at width prompt + k applies a different mask than generation does; the
+  hooks then set ``model.memlab_needs_generation = True`` and the memorization metric decodes
+  greedily, one width at a time, as the reference's generation did (deviations.md D23).
+- Masks come from a counter-based hash of (seed, example index, unit), so the same example gets
+  the same mask every epoch, on every device, without a cache and without touching the global
+  RNG (deviations.md D20). The reference filled its mask cache on the first batch only (all-zero
+  masks for every other example) and reseeded the global RNG per example; no mode, ``compat:
+  reference`` included, reproduces that cached-mask bug (deviations.md D20, D23).
+- Evaluation and generation need no index (deviations.md D21).
 - The memorization share is exact per example (the reference drew Bernoulli(p_mem) per unit);
-  ``compat: reference`` keeps the Bernoulli draw.
+  ``compat: reference`` keeps the Bernoulli draw (deviations.md D22).
 """
 
 from __future__ import annotations
@@ -35,7 +41,6 @@ from torch import nn
 from memlab.errors import ConfigError
 from memlab.models.mlp_adapter import LAYOUTS, detect_arch
 from memlab.regularizers.base import Regularizer
-from memlab.regularizers.build import REGULARIZERS
 
 _MASK32 = 0xFFFFFFFF
 _MIX = 0x45D9F3B  # < 2**27: products of 32-bit values stay inside int64
@@ -73,7 +78,7 @@ class ExampleTiedMasks:
     def eval_scale(self) -> float:
         return (self.p_fixed + self.p_mem) / self.p_fixed
 
-    def train_mask(self, index: torch.Tensor, n: int, exact: bool = True) -> torch.Tensor:
+    def train_mask(self, index: torch.Tensor, n: int, *, exact: bool = True) -> torch.Tensor:
         """0/1 masks [B, n]: the shared units plus each example's own memorization units
         (exactly round(p_mem·rest) of them, or Bernoulli(p_mem) per unit when ``exact`` is false)."""
         fixed = self.n_fixed(n)
@@ -103,9 +108,10 @@ class ExampleTiedDropout(Regularizer):
     """Attaches the masks to every transformer block's input at fit start."""
 
     HANDLES = "_memlab_example_tied_dropout"  # model attribute: hooks attached once per model
+    NEEDS_GENERATION = "memlab_needs_generation"  # model attribute read by the memorization metric
 
     def __init__(
-        self, p_fixed: float = 0.2, p_mem: float = 0.1, seed: int = 0, compat: str = "none"
+        self, p_fixed: float = 0.2, p_mem: float = 0.1, *, seed: int = 0, compat: str = "none"
     ) -> None:
         if compat not in ("none", "reference"):
             raise ConfigError(f"regularizer.compat={compat!r}; allowed: none, reference")
@@ -143,11 +149,7 @@ class ExampleTiedDropout(Regularizer):
             for blk in transformer_blocks(model)
         ]
         setattr(model, self.HANDLES, handles)
+        setattr(model, self.NEEDS_GENERATION, self.sequence_axis)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.attach(pl_module.model, lambda: getattr(pl_module, "example_index", None))
-
-
-@REGULARIZERS.register("example_tied_dropout")
-def build_example_tied_dropout(cfg, seed: int) -> list[pl.Callback]:
-    return [ExampleTiedDropout(cfg.p_fixed, cfg.p_mem, seed, cfg.compat)]

@@ -1,14 +1,14 @@
-"""Loss truncation (spec §11.2; Kang & Hashimoto 2020, "Improved natural language generation via
+"""Loss truncation (Kang & Hashimoto 2020, "Improved natural language generation via
 loss truncation"): drop the sequences whose loss lies in the top ``dropc`` fraction.
 
 Per-sequence losses go into a ring buffer of the last ``buffer_size`` (10,000) values. Once
 ``count ≥ max(buffer_size, min_count)`` samples were seen, the cut-off is the (1 − dropc) quantile of
 the buffer (linear interpolation, as ``numpy.percentile``), refreshed when more than ``recompute``
 samples arrived since the last refresh; a sequence is kept iff its loss < cut-off. The training
-loss is the mean over the **whole** batch of loss × keep, so dropped rows count as zeros (Q21 —
-kept as in the reference).
+loss is the mean over the **whole** batch of loss × keep, so dropped rows count as zeros (kept as
+in the reference, deviations.md D27).
 
-Differences from the reference (Q14, Q21): the buffer write and the mask are vectorised on the loss's
+Differences from the reference (deviations.md D27): the buffer write and the mask are vectorised on the loss's
 device (the reference pushed CUDA scalars one by one, one host sync each), and the buffer, counters
 and cut-off are callback state saved in checkpoints (the reference lost them on resume).
 """
@@ -20,7 +20,6 @@ import torch
 
 from memlab.errors import ConfigError
 from memlab.regularizers.base import Regularizer
-from memlab.regularizers.build import REGULARIZERS
 
 NO_CUTOFF = 1e8  # the reference's initial cut-off: nothing is dropped before the first refresh
 
@@ -31,6 +30,7 @@ class LossTruncation(Regularizer):
     def __init__(
         self,
         dropc: float = 0.4,
+        *,
         buffer_size: int = 10_000,
         min_count: int = 10_000,
         recompute: int = 10_000,
@@ -93,8 +93,3 @@ class LossTruncation(Regularizer):
         self.cutoff = state_dict["cutoff"].clone()
         self.count = int(state_dict["count"])
         self.since = int(state_dict["since"])
-
-
-@REGULARIZERS.register("loss_truncation")
-def build_loss_truncation(cfg, seed: int) -> list[pl.Callback]:
-    return [LossTruncation(cfg.dropc, cfg.buffer_size, cfg.min_count, cfg.recompute)]

@@ -1,4 +1,4 @@
-"""Spectral-norm regularization (spec §11.3; Yoshida & Miyato 2017, "Spectral norm regularization
+"""Spectral-norm regularization (Yoshida & Miyato 2017, "Spectral norm regularization
 for improving the generalizability of deep learning").
 
 Every weight matrix except embeddings, layer norms and biases gets a persistent left singular vector
@@ -7,14 +7,15 @@ adds ``(λ/2)·Σσ`` with σ = uᵀWv, differentiable in W only. Attention proj
 reference: the fused QKV projection into 3·n_head per-head blocks and the attention output into
 n_head blocks along its output dimension (18 σ per GPT-2 block).
 
-Differences from the reference (Q14, Q15):
+Differences from the reference:
 
-- ``squared: true`` uses Σσ², the form of the cited paper; the default Σσ is the reference's.
+- ``squared: true`` uses Σσ², the form of the cited paper; the default Σσ is the reference's
+  (deviations.md D24).
 - ``attn_out_split: input`` splits the attention output by its input rows, i.e. truly per head; the
-  default ``output`` is the reference's split.
+  default ``output`` is the reference's split (deviations.md D25).
 - The u vectors are drawn from a local generator seeded by the run seed (not the global RNG), live in
   this callback's state and are saved in and restored from checkpoints; the reference re-randomised
-  them on resume.
+  them on resume (deviations.md D26).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from torch import nn
 from memlab.errors import ConfigError
 from memlab.models.mlp_adapter import detect_arch
 from memlab.regularizers.base import Regularizer
-from memlab.regularizers.build import REGULARIZERS
 
 # Per architecture: attention parameter suffix → (split axis of the stored weight, blocks per head).
 # GPT-2 Conv1D weights are (in, out); GPT-NeoX Linear weights are (out, in).
@@ -115,6 +115,7 @@ class SpectralNorm(Regularizer):
     def __init__(
         self,
         lam: float = 0.01,
+        *,
         squared: bool = False,
         n_power_iter: int = 1,
         n_head: int | None = None,
@@ -171,17 +172,3 @@ class SpectralNorm(Regularizer):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.u = {k: v.clone() for k, v in state_dict.get("u", {}).items()}
-
-
-@REGULARIZERS.register("spectral_norm")
-def build_spectral_norm(cfg, seed: int) -> list[pl.Callback]:
-    return [
-        SpectralNorm(
-            lam=cfg.lam,
-            squared=cfg.squared,
-            n_power_iter=cfg.n_power_iter,
-            n_head=cfg.get("n_head"),
-            attn_out_split=cfg.attn_out_split,
-            seed=seed,
-        )
-    ]

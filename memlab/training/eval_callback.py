@@ -1,7 +1,8 @@
-"""Evaluation every ``eval_every`` epochs (spec §9.3): memorization and utility on the named sets.
+"""Evaluation every ``train.eval_every`` epochs: memorization and utility on the named sets.
 
-Epoch numbering (Q1): a value logged at epoch e is measured after e full passes over the data
-(e = 1 … max_epochs); the final epoch is always evaluated.
+Epoch numbering follows ``train.compat`` (:mod:`memlab.training.epochs`, deviations.md D10): by
+default a value logged at epoch e is measured after e full passes over the data (e = 1 …
+max_epochs); the final epoch is always evaluated.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytorch_lightning as pl
 
 from memlab.data.bundle import LMData
 from memlab.metrics.evaluate import evaluate_model
+from memlab.training.epochs import numbering_of
 
 log = logging.getLogger(__name__)
 
@@ -27,21 +29,19 @@ class MemorizationEval(pl.Callback):
         self.every = max(1, int(every))
         self.history: list[dict[str, float]] = []
 
-    def due(self, trainer: pl.Trainer) -> bool:
-        done = trainer.current_epoch + 1
-        return done % self.every == 0 or done >= (trainer.max_epochs or 0)
-
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.due(trainer):
+        numbering = numbering_of(pl_module)
+        if not numbering.due(trainer.current_epoch, self.every, trainer.max_epochs or 0):
             return
         t0 = time.perf_counter()
         metrics, _ = evaluate_model(pl_module.model, self.data, self.eval_cfg)
         metrics["cost/eval_seconds"] = time.perf_counter() - t0
         pl_module.log_dict(metrics, on_step=False, on_epoch=True)
-        self.history.append({"epoch": trainer.current_epoch + 1, **metrics})
+        label = numbering.label(trainer.current_epoch)
+        self.history.append({"epoch": label, **metrics})
         log.info(
             "epoch %d: mem/perc=%.2f util/acc_mean=%.2f",
-            trainer.current_epoch + 1,
+            label,
             metrics.get("mem/perc", float("nan")),
             metrics.get("util/acc_mean", float("nan")),
         )

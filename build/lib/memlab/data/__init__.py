@@ -1,0 +1,1 @@
+"""TinyMem data: sequence generators, artifacts (noise, backdoors, duplication), caching, data modules."""

@@ -1,0 +1,47 @@
+"""The TinyMem math vocabulary (spec §2.1): 14 character-level tokens.
+
+ids 0–9 are the digits, 10 = ``^`` (BOS), 11 = ``$`` (EOS), 12 = space, 13 = PAD.
+Unlike the reference (Q3), an unknown character is an error, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import torch
+
+BOS, EOS, SPACE, PAD = 10, 11, 12, 13
+VOCAB_SIZE = 14
+_SYMBOLS = {**{str(d): d for d in range(10)}, "^": BOS, "$": EOS, " ": SPACE}
+_INVERSE = {v: k for k, v in _SYMBOLS.items()} | {PAD: "_"}
+
+
+def sequence_text(values: list[int]) -> str:
+    """``^v1 v2 … vn$`` — the string form of one sequence."""
+    return "^" + " ".join(str(v) for v in values) + "$"
+
+
+def encode(text: str) -> list[int]:
+    """Character-level ids; raises on any character outside the vocabulary (reference Q3 fixed)."""
+    try:
+        return [_SYMBOLS[c] for c in text]
+    except KeyError as err:
+        raise ValueError(
+            f"character {err.args[0]!r} is not in the TinyMem math vocabulary"
+        ) from None
+
+
+def decode(ids: list[int] | torch.Tensor) -> str:
+    """Inverse of :func:`encode` (PAD shown as ``_``)."""
+    return "".join(_INVERSE[int(i)] for i in ids)
+
+
+def encode_batch(rows: list[list[int]], max_ctx: int) -> torch.Tensor:
+    """Encode value lists into a right-padded int64 tensor [n, max_ctx]; too-long rows are an error."""
+    out = torch.full((len(rows), max_ctx), PAD, dtype=torch.long)
+    for r, values in enumerate(rows):
+        ids = encode(sequence_text(values))
+        if len(ids) > max_ctx:
+            raise ValueError(
+                f"data.max_ctx={max_ctx} is too short: a sequence needs {len(ids)} tokens"
+            )
+        out[r, : len(ids)] = torch.tensor(ids)
+    return out

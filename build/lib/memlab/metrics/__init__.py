@@ -1,0 +1,1 @@
+"""Memorization and utility metrics: one implementation serves training, unlearning and Pythia."""

@@ -1,0 +1,1 @@
+"""Model construction and loading (TinyMem GPT-2, HF/Pythia) and the MLP adapter."""

@@ -1,0 +1,1 @@
+"""LM training as a LightningModule, plus the evaluation callback."""
