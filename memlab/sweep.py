@@ -84,22 +84,27 @@ def _launch(plan: SweepPlan, cfg: DictConfig, search_path: list[str]) -> dict[st
 
 def run(cfg: DictConfig) -> dict[str, int]:
     """Expand ``cfg.sweep`` (stage by stage) and check + print it (``dry_run``) or launch its
-    unfinished runs; a stage starts when the one before it finished without failures."""
+    unfinished runs; a stage starts when every run of the one before it is done."""
     search_path = list(HydraConfig.get().searchpath or [])
     if not cfg.dry_run:
         signal.signal(signal.SIGTERM, _interrupt)
     plans: dict[str, SweepPlan] = {}
     summary: dict[str, int] = {}
-    for stage in stage_specs(OmegaConf.to_container(cfg.sweep, resolve=True)):  # type: ignore[arg-type]
+    stages = stage_specs(OmegaConf.to_container(cfg.sweep, resolve=True))  # type: ignore[arg-type]
+    for i, stage in enumerate(stages):
         plan = _stage_plan(stage, plans, cfg, search_path)
         plans[plan.name] = plan
         if cfg.dry_run:
             check_plan(plan, search_path=search_path)
             print(describe(plan, show=int(cfg.show), by=cfg.get("count_by")))
             summary[f"{plan.name}/planned"] = len(plan)
-        else:
-            stage_summary = _launch(plan, cfg, search_path)
-            summary.update({f"{plan.name}/{k}": v for k, v in stage_summary.items()})
+            continue
+        stage_summary = _launch(plan, cfg, search_path)
+        summary.update({f"{plan.name}/{k}": v for k, v in stage_summary.items()})
+        finished = stage_summary["already_done"] + stage_summary.get("done", 0)
+        if finished < len(plan) and i + 1 < len(stages):  # later stages need all of this one
+            print(f"sweep '{plan.name}': {len(plan) - finished} runs left; later stages wait")
+            break
     return summary
 
 

@@ -204,6 +204,14 @@ def test_a_run_that_does_not_compose_fails_alone(tmp_path, monkeypatch):
     assert len(list((tmp_path / "sweeps").iterdir())) == 2  # one folder per launched run
 
 
+def test_a_run_rejecting_its_input_leaves_no_folder(tmp_path, monkeypatch):
+    bad = [{"when": {"toy.x": 0.2}, "set": {"toy.fail": "config"}}]
+    outcome = _launch(tmp_path, monkeypatch, BASIC, bad)
+    assert outcome.statuses == {"done": 2, "failed": 1}
+    assert outcome.failed[0].error == "ConfigError: toy.x=0.2: rejected on purpose"
+    assert len(list((tmp_path / "sweeps").iterdir())) == 2  # no folder for the rejected run
+
+
 def test_failed_runs_end_the_sweep_with_status_1_and_a_summary(tmp_path):
     out = _sweep(tmp_path, "+sweep.rules=[{when:{toy.x:0.25,toy.y:2.0},set:{toy.fail:true}}]")
     assert out.returncode == 1

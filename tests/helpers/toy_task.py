@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from memlab.errors import ConfigError
 from memlab.runs import finish
 
 TOY_CONF = Path(__file__).resolve().parent / "conf"
@@ -43,6 +44,8 @@ def run(cfg: Any) -> dict[str, Any]:
     time.sleep(float(toy.get("sleep") or 0.0))
     if toy.get("crash_at") is not None and x == float(toy.crash_at):
         _crash_once(toy.get("crash_once_marker"))
+    if toy.get("fail") == "config":
+        raise ConfigError(f"toy.x={x}: rejected on purpose")
     if toy.get("fail"):
         raise RuntimeError(f"toy run x={x} y={y} failed on purpose")
     _append(toy.get("log_file"), f"{x},{y}")
