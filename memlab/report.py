@@ -23,6 +23,8 @@ from memlab.analysis import plots, reference_csv, tables
 from memlab.analysis.selection import (
     Setting,
     assign_settings,
+    in_definitions,
+    scoring_line,
     select_all,
     settings_from_config,
     unlearning_rows,
@@ -73,13 +75,14 @@ def _write_setting(
     setting: Setting, runs: pd.DataFrame, best: pd.DataFrame, out: Path
 ) -> list[str]:
     crit = setting.criterion
-    table = tables.best_run_table(best, crit.group_by, crit.utility)
+    table = tables.best_run_table(best, crit.group_by, crit.utility, crit.definitions)
     best.to_csv(out / f"best_{setting.name}.csv", index=False)
     kind = REFERENCE_KIND.get(setting.name)
     if kind:
-        reference_csv.to_reference(best, kind).to_csv(out / f"best_{setting.name}.reference.csv")
-    return [f"## {setting.name}: best run per method ({len(best)} rows of {len(runs)} runs)", "",
-            tables.markdown(table), ""]  # fmt: skip
+        exported = reference_csv.to_reference(in_definitions(best, crit.definitions), kind)
+        exported.to_csv(out / f"best_{setting.name}.reference.csv")
+    title = f"## {setting.name}: best run per method ({len(best)} rows of {len(runs)} runs)"
+    return [title, "", scoring_line(setting, runs), "", tables.markdown(table), ""]
 
 
 def _figures(

@@ -296,7 +296,7 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def _hydra_run_dir() -> Path | None:
+def hydra_run_dir() -> Path | None:
     try:
         from hydra.core.hydra_config import HydraConfig
 
@@ -305,7 +305,7 @@ def _hydra_run_dir() -> Path | None:
         return None
 
 
-def _remove_if_empty(run_dir: Path | None) -> None:
+def remove_if_empty(run_dir: Path | None) -> None:
     """Remove a run directory that holds only Hydra's own files (bad input leaves nothing behind)."""
     if run_dir is None or not run_dir.is_dir():
         return
@@ -332,7 +332,7 @@ def guarded(run: RunFn, cfg: DictConfig) -> Mapping[str, Any]:
         validate(cfg)
         return run(cfg)
     except (ConfigError, FileNotFoundError) as err:
-        _remove_if_empty(_hydra_run_dir())
+        remove_if_empty(hydra_run_dir())
         fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
     except Exception as err:
         log.exception("run failed")

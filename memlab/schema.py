@@ -144,7 +144,12 @@ RULES: dict[str, Rule] = {
     "unlearn.weight_decay": NON_NEGATIVE,
     "unlearn.compat": one_of("fixed", "reference"),
     "forget_set": Rule(str, "mem, artifact or a distribution name"),
-    "sweep.task": Rule(str, "a task name: pick a grid, e.g. experiment=paper/unlearn_tinymem"),
+    "sweep.task": Rule(
+        object,
+        "a task name or {config, target}: pick a grid, e.g. experiment=paper/unlearn_tinymem",
+        lambda v: isinstance(v, str | dict),
+        nullable=True,  # a multi-stage sweep names its tasks in sweep.stages
+    ),
     "seq_len": COUNT,
     # sweeps and reports
     "max_runs": OPTIONAL_COUNT,

@@ -28,10 +28,11 @@ def _summaries(root: Path, key: str, timeout: float = 20.0) -> list[dict]:
 def test_sweep_runs_write_offline_summaries(tmp_path, monkeypatch):
     from memlab.sweeps.launch import launch_plan
     from memlab.sweeps.plan import build_plan
+    from tests.helpers.toy_task import SEARCH_PATH, TOY_TASK
 
     monkeypatch.setenv("MEMLAB_ROOT", str(tmp_path))
     monkeypatch.setenv("WANDB_MODE", "offline")
-    plan = build_plan({"name": "wb", "task": "toy", "axes": {"toy.x": [0.2, 0.4]}})
+    plan = build_plan({"name": "wb", "task": TOY_TASK, "axes": {"toy.x": [0.2, 0.4]}})
     launch_plan(
         plan,
         launcher_cfg=OmegaConf.create(
@@ -40,6 +41,7 @@ def test_sweep_runs_write_offline_summaries(tmp_path, monkeypatch):
         results_dir=tmp_path / "results",
         sweep_dir=tmp_path / "sweeps",
         wandb={"enabled": True, "mode": "offline", "dir": str(tmp_path), "project": "memlab-test"},
+        search_path=SEARCH_PATH,
     )
     summaries = _summaries(tmp_path, "run/status")
     assert len(summaries) == 2

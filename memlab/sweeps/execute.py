@@ -20,9 +20,9 @@ from memlab.runs import (
     DONE,
     FAILED,
     ResultsStore,
-    _hydra_run_dir,
-    _remove_if_empty,
     error_line,
+    hydra_run_dir,
+    remove_if_empty,
     results_row,
     run_hash,
 )
@@ -59,7 +59,7 @@ def execute_run(
     ) as err:  # a failing run is recorded, not raised: the sweep goes on
         log.exception("run %s failed", hash_)
         if isinstance(err, ConfigError | FileNotFoundError):  # bad input: nothing was done
-            _remove_if_empty(_hydra_run_dir())
+            remove_if_empty(hydra_run_dir())
         message = error_line(err)
         row = results_row(
             cfg, {}, status=FAILED, error=message, seconds=time.perf_counter() - start
