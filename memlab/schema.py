@@ -86,7 +86,11 @@ RULES: dict[str, Rule] = {
         list, "two numbers in [0, 1)", lambda v: len(v) == 2 and all(0 <= b < 1 for b in v)
     ),
     "trainer.max_epochs": COUNT,
-    "trainer.devices": Rule(int, "an integer >= 1", at_least(1)),
+    "trainer.devices": Rule(
+        object,
+        "an integer >= 1, -1 (all), auto, or a list of device ids",
+        lambda v: v in (-1, "auto") or isinstance(v, list) or (isinstance(v, int) and v >= 1),
+    ),
     "train.batch_size": COUNT,
     "train.eval_every": COUNT,
     "train.mask_padding": FLAG,
