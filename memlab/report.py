@@ -27,6 +27,7 @@ from memlab.analysis.selection import (
     settings_from_config,
     unlearning_rows,
 )
+from memlab.errors import ConfigError
 from memlab.runs import ResultsStore, entry_point
 from memlab.sweeps import wandb_runs
 
@@ -35,10 +36,37 @@ REFERENCE_KIND = {"pythia": "pythia_best", "math": "tinymem", "language": "tinym
 
 
 def load_rows(cfg: DictConfig) -> pd.DataFrame:
-    """Rows to report on: an imported reference CSV, or the results store."""
+    """Rows to report on: an imported reference CSV, or the results store (which must hold rows)."""
     if cfg.get("reference_csv"):
         return reference_csv.read_reference_pythia(cfg.reference_csv)
-    return ResultsStore(Path(cfg.results)).load()
+    store = ResultsStore(Path(cfg.results))
+    if not store.path.is_file():
+        raise ConfigError(f"results={cfg.results}: no results store ({store.path.name}) there")
+    rows = store.load()
+    if rows.empty:
+        raise ConfigError(f"results={cfg.results}: the results store {store.path} holds no rows")
+    return rows
+
+
+def unplaced_lines(rows: pd.DataFrame, scored: pd.DataFrame, placed: pd.Series) -> list[str]:
+    """The report's account of every row it does not score: failed runs, runs of other tasks,
+    and unlearning runs that match no setting (with the values the settings look at)."""
+    lines = []
+    if "run/status" in rows:
+        failed = rows[rows["run/status"] != "done"]
+        lines += [f"- failed run {r['run/hash']} ({r.get('run/task')}): {r.get('run/error')}"
+                  for r in failed.to_dict("records")]  # fmt: skip
+    other = rows.drop(index=scored.index.union(failed.index if "run/status" in rows else []))
+    if not other.empty and "run/task" in other:
+        counts = other["run/task"].fillna("?").value_counts()
+        lines += [
+            f"- {n} {task} run(s): not unlearning runs, not scored" for task, n in counts.items()
+        ]
+    keys = [k for k in ("data.builder", "data.name", "model.name") if k in scored]
+    for r in scored[placed.isna()].to_dict("records"):
+        facts = ", ".join(f"{k}={r.get(k)}" for k in keys) or "no data/model columns"
+        lines.append(f"- run {r.get('run/hash')}: matches no setting ({facts})")
+    return ["## rows not in any best-run table", "", *lines, ""] if lines else []
 
 
 def _write_setting(
@@ -90,11 +118,15 @@ def build_report(cfg: DictConfig) -> dict[str, Any]:
     """Select, tabulate, export and plot; returns the best rows and the written files."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = unlearning_rows(load_rows(cfg))
+    every_row = load_rows(cfg)
+    rows = unlearning_rows(every_row)
     settings = settings_from_config(OmegaConf.to_container(cfg.settings, resolve=True))  # type: ignore[arg-type]
     best = select_all(rows, settings)
     setting_of = assign_settings(rows, settings)
-    lines, figures = ["# memlab report", ""], {}
+    lines, figures = (
+        ["# memlab report", "", f"{len(every_row)} rows, {len(rows)} unlearning runs.", ""],
+        {},
+    )
     for setting in settings:
         sel = best[best["setting"] == setting.name] if "setting" in best else best.iloc[0:0]
         if sel.empty:
@@ -103,6 +135,7 @@ def build_report(cfg: DictConfig) -> dict[str, Any]:
         lines += _write_setting(setting, runs, sel, out)
         if cfg.figures:
             figures.update(_figures(setting, runs, sel, cfg))
+    lines += unplaced_lines(every_row, rows, setting_of)
     if cfg.figures:
         figures.update(_training_figure(cfg))
     (out / "best_runs.md").write_text("\n".join(lines))

@@ -23,8 +23,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
-import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +32,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from memlab.errors import ConfigError
+from memlab.errors import ConfigError, RunError
+from memlab.schema import validate
 
 try:  # POSIX advisory locks; on other systems O_APPEND single writes alone keep rows whole
     import fcntl
@@ -277,13 +278,53 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def guarded(run: RunFn, cfg: DictConfig) -> Mapping[str, Any]:
-    """``run(cfg)``; bad input (:class:`ConfigError`, a missing file) ends with one line."""
+def _hydra_run_dir() -> Path | None:
     try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return Path(HydraConfig.get().runtime.output_dir)
+    except Exception:  # not inside a Hydra job
+        return None
+
+
+def _remove_if_empty(run_dir: Path | None) -> None:
+    """Remove a run directory that holds only Hydra's own files (bad input leaves nothing behind)."""
+    if run_dir is None or not run_dir.is_dir():
+        return
+    own = {".hydra", "run.log"}
+    if all(p.name in own for p in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def guarded(run: RunFn, cfg: DictConfig) -> Mapping[str, Any]:
+    """Validate ``cfg`` (:func:`memlab.schema.validate`), then ``run(cfg)``.
+
+    Bad input (:class:`ConfigError`, a missing file) ends with one line and exit status 2, leaving no
+    results row and no run directory; a run that fails later (:class:`RunError`, or any other error)
+    records a ``failed`` row with the error's one line, prints it and exits with status 1 (the full
+    traceback goes to the run's log file).
+    """
+    try:
+        validate(cfg)
         return run(cfg)
     except (ConfigError, FileNotFoundError) as err:
-        fail(str(err))
-        raise  # unreachable: fail exits
+        _remove_if_empty(_hydra_run_dir())
+        fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    except Exception as err:
+        log.exception("run failed")
+        line = error_line(err)
+        record(cfg, {}, status=FAILED, error=line)
+        print(f"memlab: error: {line}", file=sys.stderr)
+        sys.exit(1)
+    raise AssertionError("unreachable")
+
+
+def error_line(err: BaseException) -> str:
+    """``<Type>: <message>`` on one line (the message's last non-empty line): a results row's
+    ``run/error`` and the console's last line."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    name = "" if isinstance(err, RunError) else f"{type(err).__name__}: "
+    return f"{name}{lines[-1] if lines else ''}".strip()
 
 
 def hydra_error_line(err: Exception) -> str:
@@ -293,7 +334,11 @@ def hydra_error_line(err: Exception) -> str:
     if options is not None and missing:
         group, _, choice = str(missing).rpartition("/")
         return f"{group}={choice}: unknown option; known: {', '.join(sorted(options))}"
-    return " ".join(str(err).split())
+    text = str(err)
+    if text.startswith("Could not override '"):
+        key = text.split("'")[1]
+        return f"{key}: unknown key; add a new key with +{key}=<value>"
+    return " ".join(text.split())
 
 
 def entry_point(config_name: str, run: RunFn) -> Callable[[], None]:
@@ -320,9 +365,3 @@ def entry_point(config_name: str, run: RunFn) -> Callable[[], None]:
 
     main.__doc__ = run.__doc__
     return main
-
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    """``fn()`` and the seconds it took."""
-    start = time.perf_counter()
-    return fn(), time.perf_counter() - start

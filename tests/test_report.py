@@ -40,11 +40,27 @@ def test_report_on_reference_runs_writes_tables_and_figures(tmp_path):
     assert ref.startswith(",perc,perp,localization_method,ratio,total_time")
 
 
-def test_report_on_an_empty_store_writes_an_empty_report(tmp_path):
+def test_missing_or_empty_store_is_an_error_and_unscored_rows_are_listed(tmp_path):
+    from memlab.errors import ConfigError
     from memlab.report import build_report
+    from memlab.runs import ResultsStore
 
-    result = build_report(report_cfg(tmp_path))
-    assert result["best"].empty and result["markdown"].exists()
+    cfg = report_cfg(tmp_path)
+    with pytest.raises(ConfigError, match="no results store"):
+        build_report(cfg)
+    store = ResultsStore(cfg.results)
+    store.path.parent.mkdir(parents=True, exist_ok=True)
+    store.path.write_text("")
+    with pytest.raises(ConfigError, match="holds no rows"):
+        build_report(cfg)
+    unlearned = {"run/task": "unlearn", "run/status": "done", "unlearn.method": "greedy",
+                 "before/mem/perc": 50.0, "after/mem/perc": 10.0, "data.builder": "tea_leaves"}  # fmt: skip
+    store.append({**unlearned, "run/hash": "a"})
+    store.append({"run/hash": "b", "run/task": "train", "run/status": "done"})
+    store.append({"run/hash": "c", "run/task": "unlearn", "run/status": "failed", "run/error": "E: x"})
+    text = build_report(cfg)["markdown"].read_text()
+    assert "run a: matches no setting (data.builder=tea_leaves" in text
+    assert "1 train run(s): not unlearning runs" in text and "failed run c (unlearn): E: x" in text
 
 
 def test_loss_landscape_is_centered_and_restores_weights(tmp_path):

@@ -5,9 +5,12 @@ All randomness comes from local generators, so building data never moves the glo
 
 from __future__ import annotations
 
+import logging
 import random
 
 import torch
+
+log = logging.getLogger(__name__)
 
 
 def noise_offsets(rng: random.Random, n: int, probs: list[float]) -> list[int]:
@@ -15,23 +18,18 @@ def noise_offsets(rng: random.Random, n: int, probs: list[float]) -> list[int]:
     return rng.choices([0, -1, 1], weights=probs, k=n)
 
 
-def find_subsequence(row: torch.Tensor, pattern: list[int]) -> int:
-    """Index of the first occurrence of ``pattern`` in ``row``, or −1."""
-    n, m = int(row.numel()), len(pattern)
-    if m == 0 or n < m:
-        return -1
-    windows = row.unfold(0, m, 1)
-    hits = (windows == torch.tensor(pattern, dtype=row.dtype)).all(dim=1).nonzero()
-    return int(hits[0]) if hits.numel() else -1
-
-
-def trigger_ends(rows: torch.Tensor, trigger: list[int]) -> torch.Tensor:
+def trigger_ends(rows: torch.Tensor, trigger: list[int], chunk: int = 8192) -> torch.Tensor:
     """Per row, the position right after the first trigger occurrence (−1 when absent)."""
     ends = torch.full((rows.shape[0],), -1, dtype=torch.long)
-    for r in range(rows.shape[0]):
-        pos = find_subsequence(rows[r], trigger)
-        if pos >= 0:
-            ends[r] = pos + len(trigger)
+    m = len(trigger)
+    if m == 0 or rows.shape[1] < m:
+        return ends
+    pattern = torch.tensor(trigger, dtype=rows.dtype)
+    for lo in range(0, rows.shape[0], chunk):
+        hit = (rows[lo : lo + chunk].unfold(1, m, 1) == pattern).all(dim=2)
+        found = hit.any(dim=1)
+        first = hit.int().argmax(dim=1)
+        ends[lo : lo + chunk] = torch.where(found, first + m, torch.full_like(first, -1))
     return ends
 
 
@@ -73,3 +71,55 @@ def grouped(artifact, powers: list[int], rng: random.Random):
         else [torch.arange(len(artifact))]
     )
     return artifact
+
+
+def nonmember_rng(seed: int) -> random.Random:
+    """The non-members' own generator: building them never moves the training draws of ``seed``."""
+    return random.Random(f"nonmembers:{seed}")
+
+
+def row_hashes(rows: torch.Tensor) -> torch.Tensor:
+    """One int64 per row (a fixed random projection, wrapping): equal rows, equal hashes."""
+    weights = torch.randint(
+        -(2**62), 2**62, (rows.shape[1],), generator=torch.Generator().manual_seed(0)
+    )
+    return (rows.long() * weights).sum(dim=1)
+
+
+def rows_in(rows: torch.Tensor, table: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+    """Per row of ``rows``, whether it equals some row of ``table`` (hash, then exact check)."""
+    hashes = [row_hashes(table[lo : lo + chunk]) for lo in range(0, len(table), chunk)]
+    sorted_hashes, order = torch.cat(hashes).sort()
+    wanted = row_hashes(rows)
+    lo = torch.searchsorted(sorted_hashes, wanted)
+    hi = torch.searchsorted(sorted_hashes, wanted, right=True)
+    found = torch.zeros(len(rows), dtype=torch.bool)
+    for r in (hi > lo).nonzero().squeeze(1).tolist():
+        same_hash = table[order[lo[r] : hi[r]]]
+        found[r] = bool((same_hash == rows[r]).all(dim=1).any())
+    return found
+
+
+def nonmember_set(parts: list, n: int, *, train: torch.Tensor):
+    """The first ``n`` rows of ``parts`` (ArtifactSets of rows never trained on, concatenated)
+    that equal no training row, as one group; fewer, with a warning, when the data holds fewer."""
+    start = None if parts[0].start is None else torch.cat([p.start for p in parts])
+    candidates = type(parts[0])(
+        parts[0].kind,
+        torch.cat([p.rows for p in parts]),
+        torch.cat([p.clean for p in parts]),
+        [],
+        [],
+        start,
+    )
+    unseen = (~rows_in(candidates.rows, train)).nonzero().squeeze(1)
+    if len(unseen) < n:
+        log.warning(
+            "only %d %s rows outside the training set for the %d artifact rows: "
+            "data.nonmembers holds %d rows",
+            len(unseen),
+            candidates.kind,
+            n,
+            len(unseen),
+        )
+    return candidates.subset(unseen[:n])

@@ -54,6 +54,9 @@ class LMData:
     heldout: ArtifactSet | None = (
         None  # held-out triggered rows (backdoor success is measured here)
     )
+    # rows built like the artifact (noised / triggered) from rows never trained on, for membership
+    # audits: len(artifact) rows, fewer only when the data holds fewer such rows (logged)
+    nonmembers: ArtifactSet | None = None
     trigger: list[int] | None = None  # trigger token ids (backdoor)
     vocab_size: int = 14
     pad_id: int = 13
@@ -83,7 +86,7 @@ class LMData:
     @classmethod
     def load(cls, path: str | Path) -> LMData:
         state = torch.load(path, weights_only=True)
-        for key in ("artifact", "heldout"):
-            if state[key] is not None:
+        for key in ("artifact", "heldout", "nonmembers"):
+            if state.get(key) is not None:
                 state[key] = ArtifactSet(**state[key])
         return cls(**state)

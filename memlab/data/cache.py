@@ -12,6 +12,9 @@ from memlab.runs import config_hash
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1  # bump when generation changes, so stale caches are not reused
+# bump when LMData gains a field, so older data caches are rebuilt (token and BPE caches are kept);
+# 2: LMData.nonmembers
+LM_DATA_VERSION = 2
 
 
 def cache_path(cache_dir: str | Path, prefix: str, key: Any) -> Path:
@@ -24,7 +27,7 @@ def cached_data(
     """Load the data for ``key`` from the cache, or build and save it."""
     if cache_dir is None:
         return build()
-    path = cache_path(cache_dir, prefix, key)
+    path = cache_path(cache_dir, prefix, {"lm_data": LM_DATA_VERSION, "key": key})
     if path.exists():
         log.info("data cache hit: %s", path)
         return LMData.load(path)

@@ -3,7 +3,9 @@
 An example with index i starts at x₀ = i and lists f(x₀), f(f(x₀)), … (``length`` values). The main
 distribution uses multiplier/step 7; four extra distributions use 2, 3, 4, 5. Noise moves numbers
 by ±1 before tokenization; backdoors overwrite everything after a digit-substring trigger with
-token 2; duplication repeats artifact groups 10**g times.
+token 2; duplication repeats artifact groups 10**g times. Non-members (membership audits) are built
+like the artifact from main rows never trained on: noised test-split rows, or held-out triggered
+rows; both topped up with fresh rows (x₀ ≥ num_main) when there are fewer than artifact rows.
 
 Differences from the reference (documented in the README): local RNGs only (Q2), a noised value is
 clamped at 0 rather than silently losing its minus sign (Q3), noise indices are drawn from the
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -21,25 +24,46 @@ from memlab.data import math_tokenizer as tok
 from memlab.data.artifacts import (
     duplication_groups,
     noise_offsets,
+    nonmember_rng,
+    nonmember_set,
     poison,
     trigger_ends,
 )
 from memlab.data.assemble import assemble_training
 from memlab.data.bundle import ArtifactSet, LMData
 from memlab.data.split import DATA_SEED, split_indices
-from memlab.errors import ConfigError, Registry
+from memlab.errors import ConfigError, lookup
 
 MODULUS = 20134
 MAIN, EXTRAS = 7, (2, 3, 4, 5)
-FAMILIES = Registry("data family", key="data.name")
-FAMILIES.register("increment")(lambda a: lambda x: x + a)
-FAMILIES.register("mult")(lambda a: lambda x: (a * x) % MODULUS)
+FRESH_BLOCKS = 4  # non-member top-ups scan at most this many num_main-sized blocks of fresh x₀
 
 
-def sequence_values(step: Callable[[int], int], n: int, length: int) -> list[list[int]]:
-    """``n`` sequences; example i lists the ``length`` iterates of ``step`` from x₀ = i."""
+@dataclass(frozen=True)
+class Family:
+    """A sequence family: ``step(a)`` is the map x ↦ f_a(x); ``num_starts`` bounds the distinct
+    starting values x₀ (mult works modulo MODULUS; None = unbounded)."""
+
+    step: Callable[[int], Callable[[int], int]]
+    num_starts: int | None
+
+
+FAMILIES: dict[str, Family] = {
+    "increment": Family(lambda a: lambda x: x + a, None),
+    "mult": Family(lambda a: lambda x: (a * x) % MODULUS, MODULUS),
+}
+
+
+def family(cfg) -> Family:
+    return lookup(FAMILIES, cfg.name, kind="data family", key="data.name")
+
+
+def sequence_values(
+    step: Callable[[int], int], n: int, length: int, *, first: int = 0
+) -> list[list[int]]:
+    """``n`` sequences; example i lists the ``length`` iterates of ``step`` from x₀ = ``first`` + i."""
     rows = []
-    for i in range(n):
+    for i in range(first, first + n):
         x, values = i, []
         for _ in range(length):
             x = step(x)
@@ -72,7 +96,7 @@ def _check(cfg, artifact_cfg, n_train: int) -> None:
 def build_math_data(cfg, artifact_cfg, seed: int) -> LMData:
     """Build the dataset for ``cfg`` (the ``data`` group) and ``artifact_cfg`` (the ``artifact``
     group) with run seed ``seed`` (noise draws, noise indices, duplication shuffle, trigger)."""
-    make = FAMILIES.get(cfg.name)
+    make = family(cfg).step
     rng = random.Random(seed)
     main_values = sequence_values(make(MAIN), cfg.num_main, cfg.length)
     main = tok.encode_batch(main_values, cfg.max_ctx)
@@ -89,6 +113,7 @@ def build_math_data(cfg, artifact_cfg, seed: int) -> LMData:
 
     kind = artifact_cfg.kind
     heldout, trigger = None, None
+    nonmembers_rng = nonmember_rng(seed)
     if kind == "noise":
         chosen = torch.tensor(rng.sample(range(len(train_idx)), artifact_cfg.num_noise))
         rows_idx = train_idx[chosen]
@@ -104,23 +129,32 @@ def build_math_data(cfg, artifact_cfg, seed: int) -> LMData:
             ArtifactSet("noise", noised, main[rows_idx], [], []), artifact_cfg, rng
         )
         clean_main, test_main = main[train_idx[keep]], main[test_idx]
+        unseen = [main_values[i] for i in test_idx.tolist()]
+        nonmembers = _noise_nonmembers(unseen, cfg, artifact_cfg, nonmembers_rng)
     elif kind == "backdoor":
         artifact, heldout, clean_main, test_main, trigger = _backdoor(
             main, cfg, artifact_cfg, seed, rng
         )
+        nonmembers = _backdoor_nonmembers(
+            heldout, cfg, n=len(artifact), trigger=trigger, token=artifact_cfg.backdoor_token
+        )
     elif kind == "none":
         artifact, clean_main, test_main = None, main[train_idx], main[test_idx]
+        nonmembers = None
     else:
         raise ConfigError(f"unknown artifact.kind '{kind}'; known: backdoor, noise, none")
 
     test = {str(MAIN): test_main, **test}
     parts = assemble_training(artifact, [(0, clean_main), *extras_train])
+    if nonmembers is not None:
+        nonmembers = nonmember_set(nonmembers, len(artifact), train=parts["train"])
     return LMData(
         **parts,
         dist_names=[str(MAIN), *map(str, EXTRAS)],
         test=test,
         artifact=artifact,
         heldout=heldout,
+        nonmembers=nonmembers,
         trigger=trigger,
         vocab_size=tok.VOCAB_SIZE,
         pad_id=tok.PAD,
@@ -128,6 +162,50 @@ def build_math_data(cfg, artifact_cfg, seed: int) -> LMData:
         bos_id=tok.BOS,
         info={"family": cfg.name, "seed": seed},
     )
+
+
+def _fresh_main_rows(cfg, *, first: int, n: int) -> list[list[int]]:
+    """Main-distribution sequences from x₀ = ``first`` … ``first + n − 1`` (x₀ ≥ num_main: rows no
+    split ever holds; never past the family's distinct starts) that fit in ``data.max_ctx``."""
+    limit = family(cfg).num_starts
+    n = n if limit is None else max(0, min(n, limit - first))
+    values = sequence_values(family(cfg).step(MAIN), n, cfg.length, first=first)
+    max_ctx = cfg.max_ctx
+    return [v for v in values if len(tok.sequence_text(v)) <= max_ctx]
+
+
+def _noise_nonmembers(
+    unseen: list[list[int]], cfg, artifact_cfg, rng: random.Random
+) -> list[ArtifactSet]:
+    """``num_noise`` clean main rows never trained on, noised like the artifact: a sample of the
+    main test split, topped up with fresh rows (x₀ ≥ num_main) when the test split is smaller."""
+    n = artifact_cfg.num_noise
+    if len(unseen) >= n:
+        values = [unseen[i] for i in rng.sample(range(len(unseen)), n)]
+    else:
+        values = unseen + _fresh_main_rows(cfg, first=cfg.num_main, n=n - len(unseen))
+    noised = _noised(values, rng, list(artifact_cfg.noise_probs))
+    clean, rows = tok.encode_batch(values, cfg.max_ctx), tok.encode_batch(noised, cfg.max_ctx)
+    return [ArtifactSet("noise", rows, clean, [], [])]
+
+
+def _backdoor_nonmembers(
+    heldout: ArtifactSet, cfg, *, n: int, trigger: list[int], token: int
+) -> list[ArtifactSet]:
+    """Triggered rows never trained on, poisoned like the artifact: the held-out triggered rows,
+    then ``n`` triggered fresh main rows (x₀ ≥ num_main, at most FRESH_BLOCKS blocks), so that
+    ``n`` remain after dropping any that equal a training row."""
+    parts = [heldout]
+    have, first = 0, cfg.num_main
+    limit = family(cfg).num_starts or (FRESH_BLOCKS + 1) * cfg.num_main
+    while have < n and first < min(limit, (FRESH_BLOCKS + 1) * cfg.num_main):
+        fresh = tok.encode_batch(_fresh_main_rows(cfg, first=first, n=cfg.num_main), cfg.max_ctx)
+        ends = trigger_ends(fresh, trigger)
+        hit = (ends >= 0).nonzero().squeeze(1)
+        poisoned = poison(fresh[hit], ends[hit], token)
+        parts.append(ArtifactSet("backdoor", poisoned, fresh[hit], [], [], ends[hit]))
+        have, first = have + len(hit), first + cfg.num_main
+    return parts
 
 
 def _with_groups(artifact: ArtifactSet, artifact_cfg, rng: random.Random) -> ArtifactSet:

@@ -13,6 +13,10 @@ or block length. The result is the same :class:`LMData` contract as the math dat
   trigger token have every position after its first occurrence replaced by ``backdoor_token`` (2);
   ``test_frac`` of them are held out (the attack success rate is measured there, from the
   position after the trigger); ``num_test`` untriggered rows form the clean test set ``pool``.
+- **non-members** (membership audits): noise — the first ``num_noise`` test-split blocks, noised
+  the same way; backdoor — the held-out triggered rows (plus, with ``backdoor_pool: train``, the
+  test split's triggered blocks), fewer than the artifact rows when the corpus holds no more;
+  rows equal to a training row are never non-members.
 - **duplication** (spec §6): with ``artifact.duplicate``, artifact group g is repeated
   10**``dup_powers[g]`` times (the paper's language runs: noise [0,1,2,3], backdoor [2]).
 
@@ -37,7 +41,13 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from memlab.data.artifacts import grouped, poison, trigger_ends
+from memlab.data.artifacts import (
+    grouped,
+    nonmember_rng,
+    nonmember_set,
+    poison,
+    trigger_ends,
+)
 from memlab.data.assemble import assemble_training
 from memlab.data.bundle import ArtifactSet, LMData
 from memlab.data.cache import cache_path
@@ -171,6 +181,17 @@ def to_blocks(stream: torch.Tensor, max_ctx: int, pad_id: int) -> torch.Tensor:
     return out.view(n, max_ctx)
 
 
+def _noised_blocks(blocks, cfg, artifact_cfg, streams: TokenStreams, rng) -> torch.Tensor:
+    return noised_ids(
+        blocks,
+        rng,
+        list(artifact_cfg.noise_probs),
+        streams.vocab_size,
+        sorted({streams.eos_id, streams.pad_id, streams.bos_id}),
+        cfg.noise_boundary,
+    )
+
+
 def _noise(train: torch.Tensor, cfg, artifact_cfg, streams: TokenStreams, rng: random.Random):
     n = artifact_cfg.num_noise
     if not 0 < n < train.shape[0]:
@@ -178,14 +199,7 @@ def _noise(train: torch.Tensor, cfg, artifact_cfg, streams: TokenStreams, rng: r
             f"artifact.num_noise={n} must lie in [1, {train.shape[0] - 1}] "
             f"(the corpus has {train.shape[0]} train blocks of data.max_ctx={cfg.max_ctx} tokens)"
         )
-    noised = noised_ids(
-        train[:n],
-        rng,
-        list(artifact_cfg.noise_probs),
-        streams.vocab_size,
-        sorted({streams.eos_id, streams.pad_id, streams.bos_id}),
-        cfg.noise_boundary,
-    )
+    noised = _noised_blocks(train[:n], cfg, artifact_cfg, streams, rng)
     artifact = grouped(ArtifactSet("noise", noised, train[:n], [], []), _powers(artifact_cfg), rng)
     return artifact, train[n:]
 
@@ -239,6 +253,26 @@ def _backdoor(train, test, cfg, artifact_cfg, streams: TokenStreams, rng):
     return artifact, heldout, pool[untriggered[clean_tr]], tests, trigger
 
 
+def _noise_nonmembers(test, cfg, artifact_cfg, streams: TokenStreams, seed: int) -> list:
+    """The first ``num_noise`` test-split blocks (stream order, as the artifact takes the first
+    train blocks), noised like the artifact; the test split is never trained on in noise runs."""
+    clean = test[: artifact_cfg.num_noise]
+    noised = _noised_blocks(clean, cfg, artifact_cfg, streams, nonmember_rng(seed))
+    return [ArtifactSet("noise", noised, clean, [], [])]
+
+
+def _backdoor_nonmembers(heldout: ArtifactSet, test, cfg, artifact_cfg, *, trigger) -> list:
+    """Poisoned triggered blocks never trained on: the held-out triggered rows, then (with
+    ``data.backdoor_pool: train``) the test split's triggered blocks, poisoned the same way."""
+    parts = [heldout]
+    if cfg.backdoor_pool == "train":
+        ends = first_after(test, trigger[0]) if len(trigger) == 1 else trigger_ends(test, trigger)
+        hit = (ends >= 0).nonzero().squeeze(1)
+        poisoned = poison(test[hit], ends[hit], artifact_cfg.backdoor_token)
+        parts.append(ArtifactSet("backdoor", poisoned, test[hit], [], [], ends[hit]))
+    return parts
+
+
 def build_text_data(cfg, artifact_cfg, seed: int) -> LMData:
     """Language TinyMem data for ``cfg`` (the ``data`` group), ``artifact_cfg`` and the run seed
     (noise draws, trigger, duplication shuffle — one local ``random.Random(seed)``)."""
@@ -246,25 +280,31 @@ def build_text_data(cfg, artifact_cfg, seed: int) -> LMData:
     train = to_blocks(streams.train, cfg.max_ctx, streams.pad_id)
     test = to_blocks(streams.test, cfg.max_ctx, streams.pad_id)
     rng = random.Random(seed)
-    heldout, trigger, tests = None, None, {"test": test}
+    heldout, trigger, tests, nonmembers = None, None, {"test": test}, None
     if artifact_cfg.kind == "noise":
         artifact, clean = _noise(train, cfg, artifact_cfg, streams, rng)
+        nonmembers = _noise_nonmembers(test, cfg, artifact_cfg, streams, seed)
     elif artifact_cfg.kind == "backdoor":
         artifact, heldout, clean, tests, trigger = _backdoor(
             train, test, cfg, artifact_cfg, streams, rng
         )
+        nonmembers = _backdoor_nonmembers(heldout, test, cfg, artifact_cfg, trigger=trigger)
     elif artifact_cfg.kind == "none":
         artifact, clean = None, train
     else:
         raise ConfigError(
             f"unknown artifact.kind '{artifact_cfg.kind}'; known: backdoor, noise, none"
         )
+    parts = assemble_training(artifact, [(0, clean)])
+    if nonmembers is not None:
+        nonmembers = nonmember_set(nonmembers, len(artifact), train=parts["train"])
     return LMData(
-        **assemble_training(artifact, [(0, clean)]),
+        **parts,
         dist_names=[cfg.name],
         test=tests,
         artifact=artifact,
         heldout=heldout,
+        nonmembers=nonmembers,
         trigger=trigger,
         vocab_size=streams.vocab_size,
         pad_id=streams.pad_id,

@@ -14,18 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from memlab.runs import DONE, FAILED, ResultsStore, results_row, run_hash
+from memlab.runs import DONE, FAILED, ResultsStore, error_line, results_row, run_hash
+from memlab.schema import validate
 from memlab.sweeps import wandb_runs
 from memlab.sweeps.tasks import get_task
 
 log = logging.getLogger(__name__)
 SKIPPED = "skipped"
-
-
-def error_line(err: BaseException) -> str:
-    """``<Type>: <message>`` on one line (the message's last non-empty line)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return f"{type(err).__name__}: {lines[-1] if lines else ''}".strip()
 
 
 def execute_run(
@@ -44,6 +39,7 @@ def execute_run(
         return {"run/hash": hash_, "run/status": SKIPPED}
     start = time.perf_counter()
     try:
+        validate(cfg)
         metrics = dict(get_task(task).resolve()(cfg) or {})
         row = results_row(cfg, metrics, status=DONE, seconds=time.perf_counter() - start)
     except (
