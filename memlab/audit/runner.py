@@ -2,7 +2,7 @@
 
 1. load the model and its training data like an unlearning run
    (:func:`memlab.unlearn.subject.load_subject`);
-2. the forget rows: the artifact rows the *unedited* model memorized (``forget_set=mem``, the
+2. the forget rows: the artifact rows the *unedited* model (``base_ckpt``, else ``ckpt``) memorized (``forget_set=mem``, the
    unlearning runner's forget set) or every artifact row (``forget_set=artifact``); their split
    into the relearning attacker's share and the held-out rest, and the base model's memorization
    of the held-out rows;
@@ -32,6 +32,8 @@ from memlab.audit.relearn import KINDS, curve_summary, relearn_curve, split_forg
 from memlab.data.bundle import ArtifactSet
 from memlab.errors import ConfigError
 from memlab.metrics.evaluate import evaluate_model, memorization
+from memlab.metrics.forward import model_device
+from memlab.models.build import load_trained_model
 from memlab.models.edit import Edit
 from memlab.runs import finish
 from memlab.unlearn.subject import Subject, describe, load_subject
@@ -53,7 +55,7 @@ class AuditSets:
     heldout_base: float  # the unedited model's memorization (%) of ``heldout``
 
 
-def forget_indices(forget_set: str, subject: Subject) -> torch.Tensor:
+def forget_indices(forget_set: str, base: nn.Module, subject: Subject) -> torch.Tensor:
     """Indices of the forget rows in ``data.artifact`` (see the module docstring)."""
     data = subject.data
     if forget_set not in FORGET_SETS:
@@ -62,31 +64,40 @@ def forget_indices(forget_set: str, subject: Subject) -> torch.Tensor:
         raise ConfigError("the checkpoint's data has no artifact rows: nothing to audit")
     if forget_set == "artifact":
         return torch.arange(len(data.artifact))
-    verdict = memorization(subject.model, data.artifact, subject.eval_cfg, data.eos_id)
+    verdict = memorization(base, data.artifact, subject.eval_cfg, data.eos_id)
     return (verdict.memorized & verdict.evaluable).nonzero().squeeze(1)
 
 
 def nonmember_pool(subject: Subject, forget_set: str) -> ArtifactSet | None:
     """Artifact rows of the same generator that were never trained on (evaluable ones for
     ``forget_set=mem``, whose members are all evaluable)."""
-    pool = getattr(subject.data, "nonmembers", None)
+    pool = subject.data.nonmembers
     if pool is None or forget_set == "artifact" or pool.kind == "natural":
         return pool
     verdict = memorization(subject.model, pool, subject.eval_cfg, subject.data.eos_id)
     return pool.subset(verdict.evaluable.nonzero().squeeze(1))
 
 
-def audit_sets(cfg: DictConfig, subject: Subject) -> AuditSets:
+def pre_mitigation(cfg: DictConfig, subject: Subject) -> tuple[nn.Module, DictConfig | None]:
+    """The model before any mitigation and its training config: ``base_ckpt`` (e.g. the model a
+    fine-tuned ``ckpt`` started from), else the audited checkpoint itself (before its Edit)."""
+    if not cfg.get("base_ckpt"):
+        return subject.model, subject.run_cfg
+    model, run_cfg = load_trained_model(cfg.base_ckpt, subject.data)
+    return model.to(model_device(subject.model)), run_cfg
+
+
+def audit_sets(cfg: DictConfig, subject: Subject, base_model: nn.Module) -> AuditSets:
     """Forget rows, non-members and the relearning split, measured on the unedited model."""
     artifact = subject.data.artifact
-    forget = forget_indices(cfg.forget_set, subject)
+    forget = forget_indices(cfg.forget_set, base_model, subject)
     if len(forget) < 2:
         raise ConfigError(
             f"forget_set={cfg.forget_set} holds {len(forget)} rows; the audit needs at least 2"
         )
     attacker, heldout = split_forget(len(forget), float(cfg.relearn.subset_share), int(cfg.seed))
     heldout_rows = artifact.subset(forget[heldout])
-    base = memorization(subject.model, heldout_rows, subject.eval_cfg, subject.data.eos_id)
+    base = memorization(base_model, heldout_rows, subject.eval_cfg, subject.data.eos_id)
     pool = nonmember_pool(subject, cfg.forget_set)
     if pool is None:
         log.warning("the data has no non-member rows: the membership inference keys are NaN")
@@ -152,20 +163,26 @@ def audit_model(cfg: DictConfig, model: nn.Module, subject: Subject, sets: Audit
 def apply_edit(cfg: DictConfig, model: nn.Module) -> dict[str, Any]:
     """Apply ``edit=<file>`` to ``model`` (nothing without one); the row's ``edit/*`` facts."""
     if not cfg.get("edit"):
-        return {"edit/method": "none"}
+        return {"edit/method": "none", "audit/label": cfg.get("label") or "none"}
     path = Path(cfg.edit)
     if not path.is_file():
         raise ConfigError(f"edit={path} does not exist")
     edit = Edit.load(path)
     edit.apply(model)
-    return {"edit/method": edit.method, "edit/n_changed": float(edit.n_changed)}
+    return {
+        "edit/method": edit.method,
+        "edit/n_changed": float(edit.n_changed),
+        "audit/label": cfg.get("label") or edit.method,
+    }
 
 
-def oracle_audit(cfg: DictConfig, subject: Subject, sets: AuditSets) -> dict[str, Any]:
-    """The audits of the retrain oracle, prefixed ``oracle/``."""
-    if subject.run_cfg is None:
+def oracle_audit(
+    cfg: DictConfig, subject: Subject, sets: AuditSets, run_cfg: DictConfig | None
+) -> dict[str, Any]:
+    """The audits of the retrain oracle (trained like ``run_cfg``), prefixed ``oracle/``."""
+    if run_cfg is None:
         raise ConfigError("oracle=true needs a memlab checkpoint (ckpt=...) to retrain")
-    model = retrain_oracle(subject.run_cfg, subject.data, sets.forget, cfg.paths.cache_dir)
+    model = retrain_oracle(run_cfg, subject.data, sets.forget, cfg.paths.cache_dir)
     return {f"oracle/{k}": v for k, v in audit_model(cfg, model, subject, sets).items()}
 
 
@@ -173,7 +190,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """One audit of ``ckpt`` (+ ``edit``); returns the results row's metrics."""
     start = time.perf_counter()
     subject = load_subject(cfg)
-    sets = audit_sets(cfg, subject)
+    base_model, base_run_cfg = pre_mitigation(cfg, subject)
+    sets = audit_sets(cfg, subject, base_model)
+    del base_model
     row: dict[str, Any] = {
         **describe(subject),
         **apply_edit(cfg, subject.model),
@@ -184,7 +203,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     }
     row.update(audit_model(cfg, subject.model, subject, sets))
     if cfg.oracle:
-        row.update(oracle_audit(cfg, subject, sets))
+        row.update(oracle_audit(cfg, subject, sets, base_run_cfg))
     row["audit/seconds"] = time.perf_counter() - start
     log.info(
         "audit: mem %.1f%%, relearn auc %s, int4 mem %.1f%%, loss-MIA AUC %s",
