@@ -13,7 +13,7 @@ from memlab.audit.extract import extraction_curves
 from memlab.audit.mia import ATTACKS, membership_inference
 from memlab.audit.oracle import without_rows
 from memlab.audit.quant import block_weights, fake_quantize, quantized_copy
-from memlab.audit.relearn import KINDS, relearn_curve
+from memlab.audit.relearn import KINDS, relearn_curve, uses_lora
 from memlab.audit.runner import audit_sets, run
 from memlab.data.bundle import ArtifactSet
 from memlab.metrics.evaluate import evaluate_model, memorization
@@ -21,7 +21,7 @@ from memlab.metrics.forward import logits_of, token_losses
 from memlab.models.edit import Edit
 from memlab.unlearn.subject import load_subject
 from tests.helpers.configs import compose_config
-from tests.helpers.planted import tiny_neox, train_planted
+from tests.helpers.planted import random_rows, tiny_neox, train_planted
 
 MIA = OmegaConf.create({"min_k": 0.2, "fpr": 0.01, "over_unlearning_below": 0.4})
 WINDOW = OmegaConf.create({"prompt_len": 32, "k": 32, "batch_size": 64, "suppress_eos": True})
@@ -108,6 +108,32 @@ def test_relearning_on_the_forget_subset_brings_the_other_rows_back(subject):
     )
     assert curve[0] == 0.0
     assert curve[10] > curve[0]
+
+
+def test_lora_relearning_on_gpt_neox_leaves_the_model_unchanged():
+    torch.manual_seed(0)
+    model = tiny_neox().eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    relearn = OmegaConf.create(
+        {"steps": 3, "eval_steps": [0, 3], "lr": 1e-2, "batch_size": 4, "method": "auto"}
+        | {"lora_rank": 4, "lora_alpha": 8}
+    )
+    assert uses_lora(model, relearn.method)
+    curve = relearn_curve(
+        model,
+        random_rows(8, 1),
+        natural(random_rows(8, 2)),
+        WINDOW,
+        eos_id=0,
+        pad_id=0,
+        relearn_cfg=relearn,
+        seed=0,
+    )
+    assert set(curve) == {0, 3}
+    assert type(model).__name__ == "GPTNeoXForCausalLM" and not model.training
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
 
 
 @pytest.mark.parametrize("model_name", ["tinymem", "tiny_neox"])

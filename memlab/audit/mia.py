@@ -88,14 +88,14 @@ def nonmember_sample(pool: ArtifactSet, n: int, seed: int) -> ArtifactSet:
 def membership_inference(
     model: nn.Module,
     members: ArtifactSet,
-    nonmembers: ArtifactSet,
+    nonmembers: ArtifactSet | None,
     eval_cfg,
     *,
     eos_id: int | None,
     mia_cfg,
 ) -> dict[str, float]:
     """AUC and TPR at ``mia.fpr`` of every attack (``audit/mia/...``); NaN without both classes."""
-    if len(members) == 0 or len(nonmembers) == 0:
+    if nonmembers is None or len(members) == 0 or len(nonmembers) == 0:
         return {f"audit/mia/{a}/{m}": math.nan for a in ATTACKS for m in ("auc", "tpr_at_1fpr")}
     scores_in = attack_scores(window_tokens(model, members, eval_cfg, eos_id), mia_cfg.min_k)
     scores_out = attack_scores(window_tokens(model, nonmembers, eval_cfg, eos_id), mia_cfg.min_k)

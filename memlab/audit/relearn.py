@@ -113,7 +113,10 @@ def relearn_curve(
     relearn_cfg,
     seed: int,
 ) -> dict[int, float]:
-    """Memorization (%) of ``heldout`` at each evaluation step of a fine-tune on ``train_rows``."""
+    """Memorization (%) of ``heldout`` at each evaluation step of a fine-tune on ``train_rows``
+    (empty without training rows)."""
+    if len(train_rows) == 0:
+        return {}
     steps = int(relearn_cfg.steps)
     marks = sorted({int(s) for s in relearn_cfg.eval_steps if 0 <= int(s) <= steps})
     torch.manual_seed(seed)

@@ -116,6 +116,8 @@ def relearning(cfg: DictConfig, model: nn.Module, subject: Subject, sets: AuditS
     train_rows = {"forget_subset": sets.attacker_rows, "clean": subject.data.clean_train()}
     out: dict[str, Any] = {}
     for kind in KINDS:
+        if len(train_rows[kind]) == 0:
+            log.warning("no %s rows to relearn from: its relearning keys are empty", kind)
         curve = relearn_curve(
             model,
             train_rows[kind],
@@ -144,16 +146,13 @@ def audit_model(cfg: DictConfig, model: nn.Module, subject: Subject, sets: Audit
     """Every audit of ``model`` as one flat dict."""
     data, eval_cfg = subject.data, subject.eval_cfg
     metrics, _ = evaluate_model(model, data, eval_cfg)
-    mia = {}
-    if sets.nonmembers is not None:
-        mia = membership_inference(
-            model, sets.members, sets.nonmembers, eval_cfg, eos_id=data.eos_id, mia_cfg=cfg.mia
-        )
     return {
         **metrics,
         **relearning(cfg, model, subject, sets),
         **quantization(model, subject, cfg.quant),
-        **mia,
+        **membership_inference(
+            model, sets.members, sets.nonmembers, eval_cfg, eos_id=data.eos_id, mia_cfg=cfg.mia
+        ),
         **extraction_curves(
             model, data.memorization_set(), eval_cfg, data.eos_id, list(cfg.extract.probs)
         ),
