@@ -31,7 +31,7 @@ from memlab.audit.quant import quantized_copy, schemes
 from memlab.audit.relearn import KINDS, curve_summary, relearn_curve, split_forget
 from memlab.data.bundle import ArtifactSet
 from memlab.errors import ConfigError
-from memlab.metrics.evaluate import evaluate_model, memorization
+from memlab.metrics.evaluate import evaluate_model, memorization, memorization_metrics
 from memlab.metrics.forward import model_device
 from memlab.models.build import load_trained_model
 from memlab.models.edit import Edit
@@ -137,7 +137,7 @@ def quantization(model: nn.Module, subject: Subject, quant_cfg) -> dict[str, flo
     out = {}
     for name, scheme in schemes(quant_cfg).items():
         quantized = quantized_copy(model, **scheme)
-        metrics, _ = evaluate_model(quantized, subject.data, subject.eval_cfg)
+        metrics, _ = memorization_metrics(quantized, subject.data, subject.eval_cfg)
         out[f"audit/quant/{name}/mem/perc"] = metrics.get("mem/perc", float("nan"))
     return out
 
