@@ -1,6 +1,7 @@
-"""Robustness audit of the demo checkpoint: the base model (with its retrain oracle), a clean
-fine-tune, and the eleven unlearning methods at their presets, each audited by ``memlab.audit``
-→ one robustness table and one relearning figure, every step timed.
+"""Robustness audit of the demo checkpoint, every step timed.
+
+The base model (with its retrain oracle), a clean fine-tune and the eleven unlearning methods at
+their presets, each audited by ``memlab.audit`` → one robustness table and one relearning figure.
 
     python bench/audit_demo.py [--ckpt PATH] [--methods a,b] [--set relearn.steps=50 ...]
 
