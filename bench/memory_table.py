@@ -5,7 +5,7 @@ Computed, not measured: parameter counts from the GPT-NeoX architecture in
 states and masks, divided over GPUs the way each ZeRO stage shards them (Rajbhandari et al. 2020,
 "ZeRO"). Activations, CUDA context and communication buffers (~2-4 GB) come on top.
 
-Mask training (Subnet / BalancedSubnet, unlearning spec §7.5-§7.6): the model is frozen in 16-bit,
+Mask training (Subnet / BalancedSubnet): the model is frozen in 16-bit,
 only fp32 scores over the MLP weight matrices train, with SGD momentum (4 B weight + 4 B grad + 4 B
 momentum per score) plus a 1-byte boolean mask per MLP weight. Full fine-tuning: every parameter
 trains with mixed-precision AdamW (2 B weight + 2 B grad + 12 B fp32 master/m/v). Edit files hold
@@ -34,7 +34,7 @@ class Sizes:
     n_layer: int  # under ZeRO-3 the boolean mask of one layer at a time is on the GPU
 
 
-def neox_sizes(n_layer: int, hidden: int, inner: int, vocab: int) -> Sizes:
+def neox_sizes(*, n_layer: int, hidden: int, inner: int, vocab: int) -> Sizes:
     """Parameter counts of a GPT-NeoX (untied input/output embeddings, biases everywhere)."""
     attn = 3 * hidden * hidden + 3 * hidden + hidden * hidden + hidden
     mlp_w = 2 * hidden * inner
@@ -76,7 +76,7 @@ def table(title: str, fn, gpus: list[int]) -> str:
     lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in MODELS:
         arch = OmegaConf.load(CONF / f"{name}.yaml").arch
-        s = neox_sizes(arch.n_layer, arch.hidden, arch.inner, arch.vocab)
+        s = neox_sizes(n_layer=arch.n_layer, hidden=arch.hidden, inner=arch.inner, vocab=arch.vocab)
         for stage in STAGES:
             cells = []
             for g in gpus:
@@ -101,7 +101,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name in MODELS:
         arch = OmegaConf.load(CONF / f"{name}.yaml").arch
-        s = neox_sizes(arch.n_layer, arch.hidden, arch.inner, arch.vocab)
+        s = neox_sizes(n_layer=arch.n_layer, hidden=arch.hidden, inner=arch.inner, vocab=arch.vocab)
         edit_mb = args.ratio * s.mlp * 4 / 1024**2
         print(
             f"| {name} | {2 * s.total / GB:.1f} | {s.mlp / 1e9:.2f}B | {edit_mb:.0f} | "

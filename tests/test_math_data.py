@@ -1,4 +1,4 @@
-"""TinyMem math data: the spec's sizes and counts, determinism, caching, and RNG hygiene."""
+"""TinyMem math data: the reference's sizes and counts, determinism, caching, and RNG hygiene."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from memlab.data import math_tokenizer as tok
 from memlab.data.build import load_data
 from memlab.data.math_data import build_math_data
 from memlab.errors import ConfigError
+from tests.helpers.configs import compose_config
 
 
 def data_cfg(**kw):
@@ -43,7 +44,7 @@ def artifact_cfg(kind="noise", **kw):
 
 
 @pytest.mark.parametrize("extra,rows", [(3000, 27000), (10000, 55000), (20000, 95000)])
-def test_training_rows_match_spec(extra, rows):
+def test_training_rows_match_reference(extra, rows):
     data = build_math_data(data_cfg(num_extra=extra), artifact_cfg(), seed=0)
     assert data.train.shape == (rows, 150)
     assert len(data.artifact) == 1000
@@ -60,7 +61,7 @@ def test_noise_rows_are_aligned_with_clean_twins():
     differs = (art.rows != art.clean).any(dim=1)
     assert 0.5 < differs.float().mean() < 0.9  # each number moves with p = 0.1
     in_window = (art.rows[:, 50:100] != art.clean[:, 50:100]).any(dim=1).sum()
-    assert 560 <= int(in_window) <= 650  # spec §3.6: about 585–620 of 1000
+    assert 560 <= int(in_window) <= 650  # the reference: about 585–620 of 1000
     # the clean twins are genuine increment sequences, the noised rows stay decodable
     text = tok.decode(art.clean[0]).rstrip("_")
     values = [int(v) for v in text.strip("^$").split()]
@@ -78,7 +79,7 @@ def test_noise_rows_are_aligned_with_clean_twins():
         ("mult", 3, 2581, 258),
     ],
 )
-def test_backdoor_counts_match_spec(family, seed, total, held):
+def test_backdoor_counts_match_reference(family, seed, total, held):
     data = build_math_data(data_cfg(name=family), artifact_cfg("backdoor"), seed=seed)
     assert len(data.artifact) + len(data.heldout) == total
     assert len(data.heldout) == held
@@ -128,7 +129,8 @@ def test_generation_leaves_global_rng_untouched():
 
 
 def test_noised_values_never_lose_their_sign():
-    # mult with i = 0 is all zeros (Q25); a −1 offset must clamp at 0, not drop the sign (Q3)
+    # mult with i = 0 is all zeros, as in the reference; a −1 offset must clamp at 0, not drop the sign
+    # (deviations.md D02)
     data = build_math_data(
         data_cfg(name="mult", num_main=300, num_extra=100, num_test=20),
         artifact_cfg(num_noise=280, noise_probs=[0.0, 1.0, 0.0]),
@@ -165,9 +167,17 @@ def test_unknown_family_lists_known_ones():
 
 
 def test_too_short_context_fails_clearly():
-    with pytest.raises(ValueError, match="data.max_ctx=40 is too short"):
+    with pytest.raises(ConfigError, match="data.max_ctx=40: too short, a sequence needs"):
         build_math_data(
             data_cfg(num_main=300, num_extra=100, num_test=20, max_ctx=40),
             artifact_cfg(num_noise=10),
             0,
         )
+
+
+def test_unknown_builder_lists_known_ones(tmp_path):
+    cfg = compose_config("train", ["data.builder=tea_leaves", "results=false"], tmp_path)
+    with pytest.raises(
+        ConfigError, match=r"data.builder=tea_leaves: unknown data builder; known: "
+    ):
+        load_data(cfg)

@@ -82,7 +82,7 @@ def test_teacher_forcing_equals_generate_for_backdoors(backdoor_run):
     model, _ = load_trained_model(ckpt, data)
     assert data.heldout is not None and len(data.heldout) >= 5
     result = assert_agrees(model, data, cfg.eval, data.heldout)
-    # Q10 fixed: every held-out triggered row is evaluated
+    # deviations.md D16: every held-out triggered row is evaluated
     assert int(result.evaluable.sum()) == len(data.heldout)
     assert metrics["mem/n_eval"] == len(data.heldout)
     assert metrics["mem/perc"] > 0.0  # the backdoor already fires on some held-out rows

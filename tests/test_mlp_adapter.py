@@ -1,4 +1,4 @@
-"""The MLP adapter addresses layers by module path (unlearning spec §13 item 2, "Q2"): ablating
+"""The MLP adapter addresses layers by module path (deviations.md D32): ablating
 unit j of layer l changes exactly that unit's FFN-in weights and bias in layer l — on GPT-2
 (Conv1D, (in, out)) and GPT-NeoX (Linear, (out, in)) alike, and for ≥ 10 layers, where the
 reference's substring lookup sent layers 0–9 to the wrong place."""

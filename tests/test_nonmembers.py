@@ -11,9 +11,9 @@ import torch
 from omegaconf import OmegaConf
 
 from memlab.data.build import load_data
-from memlab.data.bundle import LMData
-from memlab.data.cache import cache_path
+from memlab.data.lm_data import LMData, cache_path
 from tests.helpers.configs import compose_config
+from tests.test_text_data import SMALL
 
 MATH = [
     "data.num_main=2000",
@@ -23,16 +23,7 @@ MATH = [
     "data.max_ctx=40",
     "results=false",
 ]
-TEXT = [
-    "data=synthetic_text",
-    "data.tokenizer=bpe",
-    "data.bpe_vocab_size=300",
-    "data.corpus.num_docs=300",
-    "data.corpus.test_docs=20",
-    "data.max_ctx=32",
-    "data.num_test=50",
-    "results=false",
-]
+TEXT = SMALL  # the small offline corpus of the language-data tests
 CASES = {
     "math_noise": [*MATH, "artifact.num_noise=60"],
     "math_noise_dup": [

@@ -207,7 +207,9 @@ def test_pythia_method_runs_through_the_runner(tmp_path, planted, method, one_th
     assert torch.isfinite(torch.tensor(row["after/util/ppl"]))
     edit = Edit.load(tmp_path / "run" / "edit.safetensors")
     assert edit.method == method and edit.n_changed == row["edit/n_changed"] > 0
-    assert not (tmp_path / "run" / "edited_model").exists()  # full models only on request (Q26)
+    assert not (
+        tmp_path / "run" / "edited_model"
+    ).exists()  # full models only on request (deviations.md D55)
 
 
 def test_saved_pythia_edit_reapplies_to_the_same_metrics(tmp_path, planted, one_thread):

@@ -140,14 +140,23 @@ def test_noised_ids_stay_in_the_vocabulary(small):
 def test_noise_reflects_at_the_vocabulary_edges():
     vocab, eos = 10, 9
     rows = torch.tensor([[0] * 200, [8] * 200, [eos] * 200])
-    out = noised_ids(rows, random.Random(0), [0.0, 0.5, 0.5], vocab, [eos])
+    out = noised_ids(rows, random.Random(0), [0.0, 0.5, 0.5], vocab_size=vocab, special_ids=[eos])
     assert set(out[0].tolist()) == {1}  # 0 − 1 is reflected to 0 + 1
     assert set(out[1].tolist()) == {7}  # 8 + 1 = EOS is reflected to 8 − 1
     assert (out[2] == eos).all()  # special tokens are never noised
-    wrapped = noised_ids(rows[:1], random.Random(0), [0.0, 1.0, 0.0], vocab, [eos], "wrap")
+    wrapped = noised_ids(
+        rows[:1],
+        random.Random(0),
+        [0.0, 1.0, 0.0],
+        vocab_size=vocab,
+        special_ids=[eos],
+        boundary="wrap",
+    )
     assert set(wrapped[0].tolist()) == {vocab - 1}  # (0 − 1) mod V
     with pytest.raises(ConfigError, match="data.noise_boundary"):
-        noised_ids(rows, random.Random(0), [1, 0, 0], vocab, [eos], "clip")
+        noised_ids(
+            rows, random.Random(0), [1, 0, 0], vocab_size=vocab, special_ids=[eos], boundary="clip"
+        )
 
 
 # --- backdoors -----------------------------------------------------------------------------------
@@ -388,3 +397,11 @@ def test_demo_language_shows_the_duplication_trend(tmp_path):
     print({k: v for k, v in metrics.items() if k.startswith("mem/perc/dup")}, file=sys.stderr)
     assert metrics[f"mem/perc/dup{top}"] > metrics["mem/perc/dup0"]
     assert metrics["util/ppl/test"] < 512  # better than uniform over the vocabulary
+
+
+def test_unknown_text_source_lists_known_ones(tmp_path):
+    cfg = small_cfg(tmp_path, None, "data.corpus.source=carrier_pigeon")
+    with pytest.raises(
+        ConfigError, match=r"data.corpus.source=carrier_pigeon: unknown text source; known: files"
+    ):
+        load_data(cfg)

@@ -9,9 +9,8 @@ import pytest
 import torch
 from transformers import GPTNeoXForCausalLM
 
-from memlab.models.edit import Edit
+from memlab.models.edit import Edit, MLPSnapshot
 from memlab.models.mlp_adapter import MLPAdapter
-from memlab.models.mlp_snapshot import MLPSnapshot
 from tests.helpers.configs import compose_config
 from tests.helpers.planted import tiny_neox
 

@@ -1,16 +1,13 @@
-"""Artifacts planted for memorization (spec §3.4, §5, §6): noise, backdoors and duplication.
+"""Artifacts planted for memorization: noise, backdoors and duplication.
 
 All randomness comes from local generators, so building data never moves the global RNGs.
 """
 
 from __future__ import annotations
 
-import logging
 import random
 
 import torch
-
-log = logging.getLogger(__name__)
 
 
 def noise_offsets(rng: random.Random, n: int, probs: list[float]) -> list[int]:
@@ -34,13 +31,13 @@ def trigger_ends(rows: torch.Tensor, trigger: list[int], chunk: int = 8192) -> t
 
 
 def poison(rows: torch.Tensor, ends: torch.Tensor, token: int) -> torch.Tensor:
-    """Backdoor: every position from ``ends[r]`` to the end of the row becomes ``token`` (spec §5.2)."""
+    """Backdoor: every position from ``ends[r]`` to the end of the row becomes ``token``."""
     positions = torch.arange(rows.shape[1]).unsqueeze(0)
     return torch.where(positions >= ends.unsqueeze(1), torch.full_like(rows, token), rows)
 
 
 def duplication_groups(n: int, powers: list[int], rng: random.Random) -> list[torch.Tensor]:
-    """Shuffle the artifact indices and deal them round-robin into one group per power (spec §6)."""
+    """Shuffle the artifact indices and deal them round-robin into one group per power."""
     order = list(range(n))
     rng.shuffle(order)
     return [
@@ -62,7 +59,7 @@ def repeat_groups(
 
 
 def grouped(artifact, powers: list[int], rng: random.Random):
-    """Give ``artifact`` (an ArtifactSet) its duplication groups for ``powers`` (spec §6): one group
+    """Give ``artifact`` (an ArtifactSet) its duplication groups for ``powers``: one group
     of every row when there is a single power, else a shuffled round-robin deal."""
     artifact.powers = list(powers)
     artifact.groups = (
@@ -98,28 +95,3 @@ def rows_in(rows: torch.Tensor, table: torch.Tensor, chunk: int = 65536) -> torc
         same_hash = table[order[lo[r] : hi[r]]]
         found[r] = bool((same_hash == rows[r]).all(dim=1).any())
     return found
-
-
-def nonmember_set(parts: list, n: int, *, train: torch.Tensor):
-    """The first ``n`` rows of ``parts`` (ArtifactSets of rows never trained on, concatenated)
-    that equal no training row, as one group; fewer, with a warning, when the data holds fewer."""
-    start = None if parts[0].start is None else torch.cat([p.start for p in parts])
-    candidates = type(parts[0])(
-        parts[0].kind,
-        torch.cat([p.rows for p in parts]),
-        torch.cat([p.clean for p in parts]),
-        [],
-        [],
-        start,
-    )
-    unseen = (~rows_in(candidates.rows, train)).nonzero().squeeze(1)
-    if len(unseen) < n:
-        log.warning(
-            "only %d %s rows outside the training set for the %d artifact rows: "
-            "data.nonmembers holds %d rows",
-            len(unseen),
-            candidates.kind,
-            n,
-            len(unseen),
-        )
-    return candidates.subset(unseen[:n])

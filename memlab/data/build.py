@@ -1,42 +1,45 @@
-"""One entry point from configs to data: ``load_data(cfg)`` dispatches on ``data.family``."""
+"""One entry point from configs to data: ``load_data(cfg)`` dispatches on ``data.builder`` and
+caches the result under a hash of the data configuration."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 from omegaconf import DictConfig, OmegaConf
 
-from memlab.data.bundle import LMData
-from memlab.data.cache import cached_data
-from memlab.errors import Registry
+from memlab.data.lm_data import LM_DATA_VERSION, LMData, cache_path, read_cache
+from memlab.data.math_data import build_math_data
+from memlab.data.pythia_data import build_pythia_data
+from memlab.data.text_data import build_text_data
+from memlab.data.text_sources import fingerprint
+from memlab.errors import lookup
 
-BUILDERS = Registry("data builder", key="data.builder")
-
-
-@BUILDERS.register("math")
-def _math(data_cfg, artifact_cfg, seed: int) -> LMData:
-    from memlab.data.math_data import build_math_data
-
-    return build_math_data(data_cfg, artifact_cfg, seed)
+log = logging.getLogger(__name__)
 
 
-@BUILDERS.register("text")
-def _text(data_cfg, artifact_cfg, seed: int) -> LMData:
-    from memlab.data.text_data import build_text_data
+@dataclass(frozen=True)
+class Builder:
+    """``build(data_cfg, artifact_cfg, seed)``; ``inputs(data_cfg)`` fingerprints local input
+    files, which join the cache key (edited files rebuild)."""
 
-    return build_text_data(data_cfg, artifact_cfg, seed)
-
-
-def _text_inputs(data_cfg) -> list:
-    from memlab.data.text_sources import fingerprint
-
-    return fingerprint(data_cfg.corpus)
+    build: Callable[[Any, Any, int], LMData]
+    inputs: Callable[[Any], list] | None = None
 
 
-_text.inputs_fingerprint = _text_inputs  # local files are part of the cache key (edits rebuild)
+BUILDERS: dict[str, Builder] = {
+    "math": Builder(build_math_data),
+    "text": Builder(build_text_data, inputs=lambda data_cfg: fingerprint(data_cfg.corpus)),
+    "pythia_memorized": Builder(build_pythia_data),
+}
 
 
 def load_data(cfg: DictConfig) -> LMData:
     """Build (or load from cache) the data described by ``cfg.data``, ``cfg.artifact``, ``cfg.seed``."""
-    builder = BUILDERS.get(cfg.data.builder)
+    builder = lookup(BUILDERS, cfg.data.builder, kind="data builder", key="data.builder")
     key = {
         "data": OmegaConf.to_container(cfg.data, resolve=True),
         "artifact": OmegaConf.to_container(cfg.artifact, resolve=True)
@@ -45,19 +48,28 @@ def load_data(cfg: DictConfig) -> LMData:
         "seed": cfg.seed,
     }
     key["data"].pop("cache_dir", None)
-    inputs = getattr(builder, "inputs_fingerprint", None)
-    if inputs is not None:
-        key["inputs"] = inputs(cfg.data)
+    if builder.inputs is not None:
+        key["inputs"] = builder.inputs(cfg.data)
     return cached_data(
         cfg.data.get("cache_dir"),
-        f"{cfg.data.name}",
-        key,
-        lambda: builder(cfg.data, cfg.get("artifact"), cfg.seed),
+        cfg.data.name,
+        key=key,
+        build=lambda: builder.build(cfg.data, cfg.get("artifact"), cfg.seed),
     )
 
 
-@BUILDERS.register("pythia_memorized")
-def _pythia_memorized(data_cfg, artifact_cfg, seed: int) -> LMData:
-    from memlab.data.pythia_data import build_pythia_data
-
-    return build_pythia_data(data_cfg, artifact_cfg, seed)
+def cached_data(
+    cache_dir: str | Path | None, prefix: str, *, key: Any, build: Callable[[], LMData]
+) -> LMData:
+    """Load the data for ``key`` from the cache, or build and save it (also in place of a cache
+    file that cannot be read: the cache is derived data)."""
+    if cache_dir is None:
+        return build()
+    path = cache_path(cache_dir, prefix, {"lm_data": LM_DATA_VERSION, "key": key})
+    data = read_cache(path, LMData.load)
+    if data is not None:
+        return data
+    data = build()
+    data.save(path)
+    log.info("data cached at %s", path)
+    return data

@@ -2,7 +2,7 @@
 
 Batches are ``(rows [B, T], row_index [B])``: the row index lets example-tied dropout find its
 per-example mask. Shuffling is derived from (seed, epoch) by a local generator, so a run resumed
-from ``last.ckpt`` sees exactly the batches an uninterrupted run would (Q2, Q14).
+from ``last.ckpt`` sees exactly the batches an uninterrupted run would (deviations.md D11).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from memlab.data.build import load_data
-from memlab.data.bundle import LMData
+from memlab.data.lm_data import LMData
 
 
 class IndexedRows(Dataset):
@@ -31,7 +31,7 @@ class IndexedRows(Dataset):
 class ShuffledBatches(Sampler):
     """Yields index batches of a fresh permutation per epoch from ``seed`` and the epoch number."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool = True) -> None:
+    def __init__(self, n: int, batch_size: int, *, seed: int, shuffle: bool = True) -> None:
         self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
         self.epoch = 0
 
@@ -54,7 +54,7 @@ def batch_loader(
     rows: torch.Tensor, batch_size: int, seed: int, shuffle: bool = True
 ) -> DataLoader:
     """A DataLoader of (rows, index) batches over ``rows``."""
-    sampler = ShuffledBatches(rows.shape[0], batch_size, seed, shuffle)
+    sampler = ShuffledBatches(rows.shape[0], batch_size, seed=seed, shuffle=shuffle)
     return DataLoader(IndexedRows(rows), sampler=sampler, batch_size=None)
 
 

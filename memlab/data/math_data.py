@@ -1,4 +1,4 @@
-"""TinyMem math data (spec §3, §5, §6): ``increment`` and ``mult`` sequence families.
+"""TinyMem math data: ``increment`` and ``mult`` sequence families.
 
 An example with index i starts at x₀ = i and lists f(x₀), f(f(x₀)), … (``length`` values). The main
 distribution uses multiplier/step 7; four extra distributions use 2, 3, 4, 5. Noise moves numbers
@@ -7,9 +7,9 @@ token 2; duplication repeats artifact groups 10**g times. Non-members (membershi
 like the artifact from main rows never trained on: noised test-split rows, or held-out triggered
 rows; both topped up with fresh rows (x₀ ≥ num_main) when there are fewer than artifact rows.
 
-Differences from the reference (documented in the README): local RNGs only (Q2), a noised value is
-clamped at 0 rather than silently losing its minus sign (Q3), noise indices are drawn from the
-actual train split (Q4).
+Differences from the reference (docs/deviations.md): local RNGs only (deviations.md D01), a noised
+value is clamped at 0 rather than silently losing its minus sign (deviations.md D02), noise indices
+are drawn from the actual train split (deviations.md D03).
 """
 
 from __future__ import annotations
@@ -25,13 +25,17 @@ from memlab.data.artifacts import (
     duplication_groups,
     noise_offsets,
     nonmember_rng,
-    nonmember_set,
     poison,
     trigger_ends,
 )
-from memlab.data.assemble import assemble_training
-from memlab.data.bundle import ArtifactSet, LMData
-from memlab.data.split import DATA_SEED, split_indices
+from memlab.data.lm_data import (
+    DATA_SEED,
+    ArtifactSet,
+    LMData,
+    assemble_training,
+    nonmember_set,
+    split_indices,
+)
 from memlab.errors import ConfigError, lookup
 
 MODULUS = 20134
@@ -130,10 +134,10 @@ def build_math_data(cfg, artifact_cfg, seed: int) -> LMData:
         )
         clean_main, test_main = main[train_idx[keep]], main[test_idx]
         unseen = [main_values[i] for i in test_idx.tolist()]
-        nonmembers = _noise_nonmembers(unseen, cfg, artifact_cfg, nonmembers_rng)
+        nonmembers = _noise_nonmembers(unseen, nonmembers_rng, cfg=cfg, artifact_cfg=artifact_cfg)
     elif kind == "backdoor":
         artifact, heldout, clean_main, test_main, trigger = _backdoor(
-            main, cfg, artifact_cfg, seed, rng
+            main, rng, cfg=cfg, artifact_cfg=artifact_cfg, seed=seed
         )
         nonmembers = _backdoor_nonmembers(
             heldout, cfg, n=len(artifact), trigger=trigger, token=artifact_cfg.backdoor_token
@@ -175,7 +179,7 @@ def _fresh_main_rows(cfg, *, first: int, n: int) -> list[list[int]]:
 
 
 def _noise_nonmembers(
-    unseen: list[list[int]], cfg, artifact_cfg, rng: random.Random
+    unseen: list[list[int]], rng: random.Random, *, cfg, artifact_cfg
 ) -> list[ArtifactSet]:
     """``num_noise`` clean main rows never trained on, noised like the artifact: a sample of the
     main test split, topped up with fresh rows (x₀ ≥ num_main) when the test split is smaller."""
@@ -219,8 +223,8 @@ def _with_groups(artifact: ArtifactSet, artifact_cfg, rng: random.Random) -> Art
     return artifact
 
 
-def _backdoor(main: torch.Tensor, cfg, artifact_cfg, seed: int, rng: random.Random):
-    """Spec §5.2: the pool is every clean main row; triggered rows are poisoned, 10 % held out."""
+def _backdoor(main: torch.Tensor, rng: random.Random, *, cfg, artifact_cfg, seed: int):
+    """The pool is every clean main row; triggered rows are poisoned, 10 % held out."""
     trigger_value = artifact_cfg.trigger if artifact_cfg.trigger is not None else 100 + seed
     trigger = tok.encode(str(trigger_value))
     ends = trigger_ends(main, trigger)

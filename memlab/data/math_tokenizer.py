@@ -1,12 +1,14 @@
-"""The TinyMem math vocabulary (spec §2.1): 14 character-level tokens.
+"""The TinyMem math vocabulary: 14 character-level tokens.
 
 ids 0–9 are the digits, 10 = ``^`` (BOS), 11 = ``$`` (EOS), 12 = space, 13 = PAD.
-Unlike the reference (Q3), an unknown character is an error, never silently dropped.
+Unlike the reference (deviations.md D02), an unknown character is an error, never silently dropped.
 """
 
 from __future__ import annotations
 
 import torch
+
+from memlab.errors import ConfigError
 
 BOS, EOS, SPACE, PAD = 10, 11, 12, 13
 VOCAB_SIZE = 14
@@ -20,7 +22,7 @@ def sequence_text(values: list[int]) -> str:
 
 
 def encode(text: str) -> list[int]:
-    """Character-level ids; raises on any character outside the vocabulary (reference Q3 fixed)."""
+    """Character-level ids; raises on any character outside the vocabulary (deviations.md D02)."""
     try:
         return [_SYMBOLS[c] for c in text]
     except KeyError as err:
@@ -46,8 +48,9 @@ def encode_batch(rows: list[list[int]], max_ctx: int) -> torch.Tensor:
     for values in rows:
         ids = sequence_text(values).encode("ascii").translate(_BYTE_IDS)
         if len(ids) > max_ctx:
-            raise ValueError(
-                f"data.max_ctx={max_ctx} is too short: a sequence needs {len(ids)} tokens"
+            raise ConfigError(
+                f"data.max_ctx={max_ctx}: too short, a sequence needs {len(ids)} tokens; "
+                f"raise data.max_ctx to at least {len(ids)} or lower data.length"
             )
         padded.append(ids.ljust(max_ctx, bytes([PAD])))
     flat = torch.frombuffer(bytearray(b"".join(padded)), dtype=torch.uint8)

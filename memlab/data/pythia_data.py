@@ -1,6 +1,6 @@
 """Naturally memorized sequences of a pretrained LM (Pythia + MemPi files) as the data contract.
 
-File formats (unlearning spec §10.2), read and written by :func:`read_tokens` / :func:`write_tokens`:
+File formats, read and written by :func:`read_tokens` / :func:`write_tokens`:
 
 - **memorized file**: a LongTensor [N, 80] saved with ``torch.save`` (``.pt``; ``.npy`` also read) —
   each row a 32-token prompt followed by its continuation; a row counts as memorized when greedy
@@ -11,8 +11,8 @@ File formats (unlearning spec §10.2), read and written by :func:`read_tokens` /
   [2048, 128] → [3264, 80], as the reference does). The first ``ppl_fraction`` of the rows form the
   perplexity set, the rest the retain set (reference: 1632 / 1632).
 
-The result is a :class:`~memlab.data.bundle.LMData`: ``artifact`` = ``ArtifactSet(kind="natural")``
-over all memorized-file rows (every row scored; % memorized over the whole file, §13 item 25),
+The result is a :class:`~memlab.data.lm_data.LMData`: ``artifact`` = ``ArtifactSet(kind="natural")``
+over all memorized-file rows (every row scored; % memorized over the whole file, deviations.md D53),
 ``test = {"pile": perplexity rows}``, ``train`` = retain rows (so ``clean_train()`` is the retain
 set). Vocabulary and EOS/pad ids come from the model (:func:`memlab.models.hf.adopt_model_vocab`);
 until a model is attached they default to the config's values (GPT-NeoX: EOS = pad = 0).
@@ -20,12 +20,13 @@ until a model is attached they default to the config's values (GPT-NeoX: EOS = p
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from memlab.data.bundle import ArtifactSet, LMData
+from memlab.data.lm_data import ArtifactSet, LMData
 from memlab.errors import ConfigError
 
 
@@ -34,11 +35,17 @@ def read_tokens(path: str | Path) -> torch.Tensor:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"token file {path} does not exist")
-    if path.suffix == ".npy":
-        tokens = torch.from_numpy(np.load(path))
-    else:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-        tokens = obj["tokens"] if isinstance(obj, dict) else obj
+    try:
+        if path.suffix == ".npy":
+            tokens = torch.from_numpy(np.load(path))
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            tokens = obj.get("tokens") if isinstance(obj, dict) else obj
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
+        raise ConfigError(
+            f"token file {path}: cannot be read, truncated or not a token file "
+            f"({type(err).__name__})"
+        ) from None
     if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2:
         raise ConfigError(f"token file {path} must hold a 2-D token tensor [rows, length]")
     return tokens.long()

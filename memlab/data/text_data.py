@@ -1,4 +1,4 @@
-"""Language TinyMem data (spec §4–§6): text → token stream → blocks → noise / backdoor / duplication.
+"""Language TinyMem data: text → token stream → blocks → noise / backdoor / duplication.
 
 The text of ``data.corpus`` is tokenized line by line and concatenated into one stream per split,
 cut into consecutive ``max_ctx``-token blocks (the last one padded with the pad id, no BOS/EOS per
@@ -6,10 +6,10 @@ block). The token streams are cached on their own, keyed by the corpus, its file
 the tokenizer — tokenizing wikitext-103 takes minutes and is done once, whatever the seed, artifact
 or block length. The result is the same :class:`LMData` contract as the math data.
 
-- **noise** (spec §4): the first ``artifact.num_noise`` train blocks (stream order) get every id
+- **noise**: the first ``artifact.num_noise`` train blocks (stream order) get every id
   shifted by 0/−1/+1 (0.9/0.05/0.05); the other blocks are the clean training set; the test set is
   the whole test split.
-- **backdoor** (spec §5): the pool is every train + test block (Q23, kept); rows containing the
+- **backdoor**: the pool is every train + test block (deviations.md D06); rows containing the
   trigger token have every position after its first occurrence replaced by ``backdoor_token`` (2);
   ``test_frac`` of them are held out (the attack success rate is measured there, from the
   position after the trigger); ``num_test`` untriggered rows form the clean test set ``pool``.
@@ -17,18 +17,18 @@ or block length. The result is the same :class:`LMData` contract as the math dat
   the same way; backdoor — the held-out triggered rows (plus, with ``backdoor_pool: train``, the
   test split's triggered blocks), fewer than the artifact rows when the corpus holds no more;
   rows equal to a training row are never non-members.
-- **duplication** (spec §6): with ``artifact.duplicate``, artifact group g is repeated
+- **duplication** (deviations.md D07): with ``artifact.duplicate``, artifact group g is repeated
   10**``dup_powers[g]`` times (the paper's language runs: noise [0,1,2,3], backdoor [2]).
 
-Differences from the reference (README "Differences from the reference"):
-- noise stays inside the vocabulary and never creates or moves a special token (Q5,
+Differences from the reference (docs/deviations.md):
+- noise stays inside the vocabulary and never creates or moves a special token (deviations.md D04,
   :mod:`memlab.data.token_artifacts`; ``data.noise_boundary: wrap`` wraps modulo V instead);
 - the random trigger is drawn among tokens that occur in ≥ ``data.trigger_min_rows`` pool rows
   (``0`` = the reference's ``randrange(V)``, which can pick a token that never occurs);
-- backdoor runs are also evaluated on the official test split (test set ``test``, Q23); with the
+- backdoor runs are also evaluated on the official test split (test set ``test``, deviations.md D06); with the
   reference pool some of its blocks are training data, ``data.backdoor_pool: train`` keeps the
   official test split out of training entirely;
-- EOS/pad are the tokenizer's real ids (GPT-2: 50256 for both, Q26), not math's 11/13.
+- EOS/pad are the tokenizer's real ids (GPT-2: 50256 for both, deviations.md D08), not math's 11/13.
 """
 
 from __future__ import annotations
@@ -44,14 +44,19 @@ from omegaconf import OmegaConf
 from memlab.data.artifacts import (
     grouped,
     nonmember_rng,
-    nonmember_set,
     poison,
     trigger_ends,
 )
-from memlab.data.assemble import assemble_training
-from memlab.data.bundle import ArtifactSet, LMData
-from memlab.data.cache import cache_path
-from memlab.data.split import DATA_SEED, split_indices
+from memlab.data.lm_data import (
+    DATA_SEED,
+    ArtifactSet,
+    LMData,
+    assemble_training,
+    cache_path,
+    nonmember_set,
+    read_cache,
+    split_indices,
+)
 from memlab.data.text_sources import fingerprint, text_splits
 from memlab.data.text_tokenizer import (
     TRAIN_BPE,
@@ -122,7 +127,10 @@ def _tokenizer(cfg, train_split, cache_dir: Path | None):
     else:
         log.info("using a byte-level BPE (vocab %d) trained on the corpus", cfg.bpe_vocab_size)
     tokenizer = cached_bpe(
-        bpe_dir, train_split.batches(), cfg.bpe_vocab_size, train_split.num_lines
+        bpe_dir,
+        train_split.batches(),
+        vocab_size=cfg.bpe_vocab_size,
+        num_lines=train_split.num_lines,
     )
     return tokenizer, str(bpe_dir) if bpe_dir else f"{TRAIN_BPE}:{cfg.bpe_vocab_size}"
 
@@ -142,7 +150,7 @@ def tokenize_corpus(cfg, cache_dir: Path | None) -> TokenStreams:
     tokenizer, name = _tokenizer(cfg, splits["train"], cache_dir)
     ids = special_ids(tokenizer)
     streams = {
-        split: tokenize_stream(tokenizer, part.batches(), part.num_lines, split)
+        split: tokenize_stream(tokenizer, part.batches(), num_lines=part.num_lines, desc=split)
         for split, part in splits.items()
     }
     for split, stream in streams.items():
@@ -164,9 +172,9 @@ def token_streams(cfg) -> TokenStreams:
     if cache_dir is None:
         return tokenize_corpus(cfg, None)
     path = cache_path(cache_dir, "tokens", stream_key(cfg))
-    if path.exists():
-        log.info("token cache hit: %s", path)
-        return TokenStreams.load(path)
+    streams = read_cache(path, TokenStreams.load)
+    if streams is not None:
+        return streams
     streams = tokenize_corpus(cfg, cache_dir)
     streams.save(path)
     log.info("tokens cached at %s", path)
@@ -174,32 +182,32 @@ def token_streams(cfg) -> TokenStreams:
 
 
 def to_blocks(stream: torch.Tensor, max_ctx: int, pad_id: int) -> torch.Tensor:
-    """Consecutive non-overlapping ``max_ctx`` blocks; the last one right-padded (spec §4.3)."""
+    """Consecutive non-overlapping ``max_ctx`` blocks; the last one right-padded."""
     n = -(-stream.numel() // max_ctx)
     out = torch.full((n * max_ctx,), pad_id, dtype=torch.long)
     out[: stream.numel()] = stream.long()
     return out.view(n, max_ctx)
 
 
-def _noised_blocks(blocks, cfg, artifact_cfg, streams: TokenStreams, rng) -> torch.Tensor:
+def _noised_blocks(blocks, rng, *, cfg, artifact_cfg, streams: TokenStreams) -> torch.Tensor:
     return noised_ids(
         blocks,
         rng,
         list(artifact_cfg.noise_probs),
-        streams.vocab_size,
-        sorted({streams.eos_id, streams.pad_id, streams.bos_id}),
-        cfg.noise_boundary,
+        vocab_size=streams.vocab_size,
+        special_ids=sorted({streams.eos_id, streams.pad_id, streams.bos_id}),
+        boundary=cfg.noise_boundary,
     )
 
 
-def _noise(train: torch.Tensor, cfg, artifact_cfg, streams: TokenStreams, rng: random.Random):
+def _noise(train: torch.Tensor, rng: random.Random, *, cfg, artifact_cfg, streams: TokenStreams):
     n = artifact_cfg.num_noise
     if not 0 < n < train.shape[0]:
         raise ConfigError(
             f"artifact.num_noise={n} must lie in [1, {train.shape[0] - 1}] "
             f"(the corpus has {train.shape[0]} train blocks of data.max_ctx={cfg.max_ctx} tokens)"
         )
-    noised = _noised_blocks(train[:n], cfg, artifact_cfg, streams, rng)
+    noised = _noised_blocks(train[:n], rng, cfg=cfg, artifact_cfg=artifact_cfg, streams=streams)
     artifact = grouped(ArtifactSet("noise", noised, train[:n], [], []), _powers(artifact_cfg), rng)
     return artifact, train[n:]
 
@@ -208,7 +216,7 @@ def _powers(artifact_cfg) -> list[int]:
     return list(artifact_cfg.dup_powers) if artifact_cfg.duplicate else [0]
 
 
-def _trigger(pool: torch.Tensor, cfg, artifact_cfg, streams: TokenStreams, rng) -> list[int]:
+def _trigger(pool: torch.Tensor, rng, *, cfg, artifact_cfg, streams: TokenStreams) -> list[int]:
     if artifact_cfg.trigger is not None:
         token = int(artifact_cfg.trigger)
         if not 0 <= token < streams.vocab_size:
@@ -219,17 +227,20 @@ def _trigger(pool: torch.Tensor, cfg, artifact_cfg, streams: TokenStreams, rng) 
     excluded = sorted(
         {streams.eos_id, streams.pad_id, streams.bos_id, int(artifact_cfg.backdoor_token)}
     )
-    return [random_trigger(pool, rng, streams.vocab_size, excluded, cfg.trigger_min_rows)]
+    token = random_trigger(
+        pool, rng, vocab_size=streams.vocab_size, excluded=excluded, min_rows=cfg.trigger_min_rows
+    )
+    return [token]
 
 
-def _backdoor(train, test, cfg, artifact_cfg, streams: TokenStreams, rng):
-    """Spec §5.2 (wiki): poison triggered pool rows after the trigger, hold out ``test_frac``."""
+def _backdoor(train, test, rng, *, cfg, artifact_cfg, streams: TokenStreams):
+    """Poison triggered pool rows after the trigger, hold out ``test_frac``."""
     if cfg.backdoor_pool not in POOLS:
         raise ConfigError(f"data.backdoor_pool='{cfg.backdoor_pool}'; known: {', '.join(POOLS)}")
     if not 0 <= artifact_cfg.backdoor_token < streams.vocab_size:
         raise ConfigError(f"artifact.backdoor_token must be a token id < {streams.vocab_size}")
     pool = torch.cat([train, test]) if cfg.backdoor_pool == "train_test" else train
-    trigger = _trigger(pool, cfg, artifact_cfg, streams, rng)
+    trigger = _trigger(pool, rng, cfg=cfg, artifact_cfg=artifact_cfg, streams=streams)
     ends = first_after(pool, trigger[0]) if len(trigger) == 1 else trigger_ends(pool, trigger)
     triggered = (ends >= 0).nonzero().squeeze(1)
     untriggered = (ends < 0).nonzero().squeeze(1)
@@ -253,15 +264,17 @@ def _backdoor(train, test, cfg, artifact_cfg, streams: TokenStreams, rng):
     return artifact, heldout, pool[untriggered[clean_tr]], tests, trigger
 
 
-def _noise_nonmembers(test, cfg, artifact_cfg, streams: TokenStreams, seed: int) -> list:
+def _noise_nonmembers(test, seed: int, *, cfg, artifact_cfg, streams: TokenStreams) -> list:
     """The first ``num_noise`` test-split blocks (stream order, as the artifact takes the first
     train blocks), noised like the artifact; the test split is never trained on in noise runs."""
     clean = test[: artifact_cfg.num_noise]
-    noised = _noised_blocks(clean, cfg, artifact_cfg, streams, nonmember_rng(seed))
+    noised = _noised_blocks(
+        clean, nonmember_rng(seed), cfg=cfg, artifact_cfg=artifact_cfg, streams=streams
+    )
     return [ArtifactSet("noise", noised, clean, [], [])]
 
 
-def _backdoor_nonmembers(heldout: ArtifactSet, test, cfg, artifact_cfg, *, trigger) -> list:
+def _backdoor_nonmembers(heldout: ArtifactSet, test, *, cfg, artifact_cfg, trigger) -> list:
     """Poisoned triggered blocks never trained on: the held-out triggered rows, then (with
     ``data.backdoor_pool: train``) the test split's triggered blocks, poisoned the same way."""
     parts = [heldout]
@@ -282,13 +295,16 @@ def build_text_data(cfg, artifact_cfg, seed: int) -> LMData:
     rng = random.Random(seed)
     heldout, trigger, tests, nonmembers = None, None, {"test": test}, None
     if artifact_cfg.kind == "noise":
-        artifact, clean = _noise(train, cfg, artifact_cfg, streams, rng)
-        nonmembers = _noise_nonmembers(test, cfg, artifact_cfg, streams, seed)
+        settings = {"cfg": cfg, "artifact_cfg": artifact_cfg, "streams": streams}
+        artifact, clean = _noise(train, rng, **settings)
+        nonmembers = _noise_nonmembers(test, seed, **settings)
     elif artifact_cfg.kind == "backdoor":
         artifact, heldout, clean, tests, trigger = _backdoor(
-            train, test, cfg, artifact_cfg, streams, rng
+            train, test, rng, cfg=cfg, artifact_cfg=artifact_cfg, streams=streams
         )
-        nonmembers = _backdoor_nonmembers(heldout, test, cfg, artifact_cfg, trigger=trigger)
+        nonmembers = _backdoor_nonmembers(
+            heldout, test, cfg=cfg, artifact_cfg=artifact_cfg, trigger=trigger
+        )
     elif artifact_cfg.kind == "none":
         artifact, clean = None, train
     else:

@@ -2,7 +2,7 @@
 project's own generated corpus. Each source gives a train and a test split of lines.
 
 - ``hub``: ``datasets.load_dataset(corpus.dataset, corpus.subset)`` — wikitext-103 in the paper
-  (spec §4; the reference loads ``wikitext-103-v1``), its ``train`` and ``test`` splits;
+  (the reference loads ``wikitext-103-v1``), its ``train`` and ``test`` splits;
 - ``files``: plain-text files (a file, a glob, a directory of ``*.txt``, or a list of them) or a
   dataset saved with ``save_to_disk``; without a test split, the last ``corpus.test_fraction`` of
   the lines is held out;
@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from memlab.errors import ConfigError, Registry
+from memlab.data.text_corpus import synthetic_lines
+from memlab.errors import ConfigError, lookup
 
-SOURCES = Registry("text source", key="data.corpus.source")
 BATCH_LINES = 1000
 
 
@@ -75,7 +75,6 @@ def _from_dataset_dict(dd, corpus) -> dict[str, TextSplit]:
     }
 
 
-@SOURCES.register("hub")
 def hub_splits(corpus) -> dict[str, TextSplit]:
     """``datasets.load_dataset(dataset, subset)`` — the real path for wikitext-103."""
     import datasets
@@ -136,7 +135,6 @@ def held_out(lines: list[str], fraction: float) -> dict[str, TextSplit]:
     return {"train": list_split(lines[:cut]), "test": list_split(lines[cut:])}
 
 
-@SOURCES.register("files")
 def file_splits(corpus) -> dict[str, TextSplit]:
     """Local text files or a ``save_to_disk`` dataset (how users work offline or with own text)."""
     if corpus.get("train") in (None, ""):
@@ -159,20 +157,24 @@ def file_splits(corpus) -> dict[str, TextSplit]:
     return {"train": list_split(train_lines), "test": list_split(test_lines)}
 
 
-@SOURCES.register("synthetic")
 def synthetic_splits(corpus) -> dict[str, TextSplit]:
     """The generated English-like corpus; the test split is a separate set of documents."""
-    from memlab.data.text_corpus import synthetic_lines
-
     lines = synthetic_lines(corpus.num_docs + corpus.test_docs, corpus.seed)
     docs = [i for i, line in enumerate(lines) if line.startswith(" = ")]
     cut = docs[corpus.num_docs] if corpus.test_docs else len(lines)
     return {"train": list_split(lines[:cut]), "test": list_split(lines[cut:])}
 
 
+SOURCES: dict[str, Callable[..., dict[str, TextSplit]]] = {
+    "hub": hub_splits,
+    "files": file_splits,
+    "synthetic": synthetic_splits,
+}
+
+
 def text_splits(corpus) -> dict[str, TextSplit]:
     """The train and test lines of ``data.corpus``."""
-    return SOURCES.get(corpus.source)(corpus)
+    return lookup(SOURCES, corpus.source, kind="text source", key="data.corpus.source")(corpus)
 
 
 def fingerprint(corpus) -> list:

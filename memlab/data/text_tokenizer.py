@@ -1,4 +1,4 @@
-"""Tokenizers for language TinyMem (spec §2.2): GPT-2 BPE, any local tokenizer, or one trained here.
+"""Tokenizers for language TinyMem: GPT-2 BPE, any local tokenizer, or one trained here.
 
 ``data.tokenizer`` names a Hub tokenizer (``openai-community/gpt2``, the reference's) or a local
 directory (``save_pretrained`` output); ``bpe`` trains a GPT-2-style byte-level BPE on the training
@@ -8,7 +8,7 @@ special token, ``<|endoftext|>``, as its last id, serving as EOS, BOS and pad (t
 pad := eos); ids 0–255 are the bytes in GPT-2's order, so token 2 is ``#`` as in GPT-2.
 
 Lines are tokenized one by one with no special tokens added and concatenated into one stream
-(spec §2.2, §4): an empty line contributes nothing, a trailing newline is a token.
+(as the reference tokenizes wikitext): an empty line contributes nothing, a trailing newline is a token.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ TRAIN_BPE = "bpe"
 
 @dataclass
 class SpecialIds:
-    """The tokenizer's vocabulary size and the ids the model and metrics need (Q26)."""
+    """The tokenizer's vocabulary size and the ids the model and metrics need (deviations.md D08)."""
 
     vocab_size: int
     eos_id: int
@@ -91,7 +91,7 @@ def train_bpe(batches: Iterator[list[str]], vocab_size: int, num_lines: int | No
     )
 
 
-def cached_bpe(directory: Path | None, batches, vocab_size: int, num_lines: int | None):
+def cached_bpe(directory: Path | None, batches, *, vocab_size: int, num_lines: int | None):
     """Train a BPE once and keep it in ``directory`` (next to the data cache)."""
     from transformers import AutoTokenizer
 
@@ -113,7 +113,7 @@ def tokenize_lines(tokenizer, lines: list[str]) -> np.ndarray:
 
 
 def tokenize_stream(
-    tokenizer, batches: Iterator[list[str]], num_lines: int | None, desc: str
+    tokenizer, batches: Iterator[list[str]], *, num_lines: int | None, desc: str
 ) -> torch.Tensor:
     """One int32 token stream of all lines, batch by batch, with a progress bar (wikitext-103
     takes minutes)."""

@@ -1,13 +1,13 @@
-"""Artifacts on token-id data (language TinyMem, spec §4–§5): id noise and a random trigger token.
+"""Artifacts on token-id data (language TinyMem): id noise and a random trigger token.
 
 Language noise is an id shift, not a semantic edit: every token id moves by 0 / −1 / +1 with
 probabilities 0.9 / 0.05 / 0.05. The reference can shift id 0 to −1 and the last id to V (out of
-the vocabulary, a crash, Q5). Here a shift never leaves the ordinary tokens:
+the vocabulary, a crash; deviations.md D04). Here a shift never leaves the ordinary tokens:
 
 - ``reflect`` (default): a shift that would leave [0, V) or land on a special token (EOS/pad) goes
   the other way (id − offset), so a noised token still differs from the clean one by exactly one id
-  and never becomes EOS, which the memorization metric can never generate (Q9/Q26);
-- ``wrap``: the spec's alternative, (id + offset) mod V, skipping nothing.
+  and never becomes EOS, which the memorization metric can never generate (deviations.md D04);
+- ``wrap``: the alternative, (id + offset) mod V, skipping nothing.
 
 Special tokens in the clean row (e.g. the final block's padding) are never noised.
 """
@@ -28,6 +28,7 @@ def noised_ids(
     rows: torch.Tensor,
     rng: random.Random,
     probs: list[float],
+    *,
     vocab_size: int,
     special_ids: list[int],
     boundary: str = "reflect",
@@ -43,12 +44,12 @@ def noised_ids(
     if boundary == "wrap":
         shifted = (rows + offsets) % vocab_size
     else:
-        shifted = _reflected(rows, offsets, vocab_size, special)
+        shifted = _reflected(rows, offsets, vocab_size=vocab_size, special=special)
     return torch.where(torch.isin(rows, special), rows, shifted)
 
 
 def _reflected(
-    rows: torch.Tensor, offsets: torch.Tensor, vocab_size: int, special: torch.Tensor
+    rows: torch.Tensor, offsets: torch.Tensor, *, vocab_size: int, special: torch.Tensor
 ) -> torch.Tensor:
     def outside(ids: torch.Tensor) -> torch.Tensor:
         return (ids < 0) | (ids >= vocab_size) | torch.isin(ids, special)
@@ -60,7 +61,7 @@ def _reflected(
 
 def first_after(rows: torch.Tensor, token: int) -> torch.Tensor:
     """Per row, the position right after the first occurrence of ``token`` (−1 when absent):
-    where a single-token backdoor starts (spec §5.2, wiki: trigger index + 1)."""
+    where a single-token backdoor starts (trigger index + 1)."""
     hit = rows == token
     found = hit.any(dim=1)
     first = hit.int().argmax(dim=1)
@@ -81,11 +82,12 @@ def rows_containing(rows: torch.Tensor, vocab_size: int, chunk: int = 65536) -> 
 def random_trigger(
     pool: torch.Tensor,
     rng: random.Random,
+    *,
     vocab_size: int,
     excluded: list[int],
     min_rows: int,
 ) -> int:
-    """A trigger token drawn per seed (spec §5.1).
+    """A trigger token drawn per seed (deviations.md D05).
 
     ``min_rows = 0`` is the reference: ``randrange(V)`` over the whole vocabulary, which may pick a
     token that never occurs (then no row is triggered). ``min_rows > 0`` draws uniformly among the

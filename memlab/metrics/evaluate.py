@@ -1,4 +1,4 @@
-"""All TinyMem metrics of a model in one flat, ``/``-grouped dict (DESIGN.md "Metrics").
+"""All TinyMem metrics of a model in one flat, ``/``-grouped dict.
 
 Names: ``mem/perc`` (% of evaluable artifact rows reproduced exactly; for backdoors the attack
 success rate on held-out triggered rows), ``mem/perc_clean`` (% reproducing the clean continuation),
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from memlab.data.bundle import ArtifactSet, LMData
+from memlab.data.lm_data import ArtifactSet, LMData
+from memlab.errors import ConfigError
 from memlab.metrics.memorization import evaluable, greedy_match, scored_inputs
 from memlab.metrics.utility import lm_utility
 
@@ -38,8 +39,6 @@ class MemorizationResult:
 
 
 def check_windows(prompt_len: int, k: int, max_ctx: int) -> None:
-    from memlab.errors import ConfigError
-
     if prompt_len < 1 or k < 1 or prompt_len + k > max_ctx:
         raise ConfigError(
             f"eval.prompt_len={prompt_len} + eval.k={k} must be ≤ the context length {max_ctx} "
@@ -60,7 +59,7 @@ def memorization(
     scored = (
         torch.ones(n, dtype=torch.bool)
         if artifact.kind == "natural"  # naturally memorized sequences: every row counts (Pythia)
-        else evaluable(artifact.rows, artifact.clean, start, eval_cfg.k)
+        else evaluable(artifact.rows, artifact.clean, start=start, k=eval_cfg.k)
     )
     return MemorizationResult(
         scored,
@@ -90,7 +89,7 @@ def memorization_metrics(
 def utility_metrics(model: nn.Module, data: LMData, eval_cfg) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for name, rows in data.test.items():
-        u = lm_utility(model, rows, data.pad_id, eval_cfg.batch_size)
+        u = lm_utility(model, rows, data.pad_id, batch_size=eval_cfg.batch_size)
         metrics[f"util/acc/{name}"] = 100.0 * u["acc"]
         metrics[f"util/acc_ref/{name}"] = 100.0 * u["acc_ref"]
         metrics[f"util/loss/{name}"] = u["loss"]

@@ -1,9 +1,9 @@
-"""Exact k-token greedy memorization, computed by teacher forcing (DESIGN.md "Metrics").
+"""Exact k-token greedy memorization, computed by teacher forcing (deviations.md D14).
 
 A continuation x[s : s+k] is what greedy decoding produces from the prompt x[:s] iff at every
 continuation position p the argmax of the logits at p−1 (with the target tokens before p as input)
 equals x[p]. That is one forward pass instead of k decoding steps. The reference's logit rule —
-EOS can never be generated (HF ``min_length = max_length``, Q9) — is applied before the argmax
+EOS can never be generated (HF ``min_length = max_length``, deviations.md D15) — is applied before the argmax
 when ``suppress_ids`` holds the EOS id. :func:`greedy_match_generate` is the slow ``generate()``
 version used to verify this one (tests, ``bench/memorization_eval.py``).
 """
@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from memlab.metrics.forward import eval_mode, logits_of, model_device
+from memlab.metrics.shards import shards_for
 
 
 def _starts(start: torch.Tensor | int, n: int) -> torch.Tensor:
@@ -31,16 +32,19 @@ def greedy_match(
     batch_size: int = 512,
 ) -> torch.Tensor:
     """For each row, whether greedy decoding from ``inputs[:start]`` reproduces
-    ``inputs[start : start+k]`` exactly (the window is cut at the row end). Returns bool [B]."""
+    ``inputs[start : start+k]`` exactly (the window is cut at the row end). Returns bool [B].
+    Across ranks each scores its shard of the rows (:mod:`memlab.metrics.shards`)."""
     n, T = inputs.shape
     starts = _starts(start, n)
     if (starts < 1).any():
         raise ValueError("the prompt must hold at least one token (start >= 1)")
     device = model_device(model)
-    out = torch.zeros(n, dtype=torch.bool)
+    shards = shards_for(model, n, batch_size)
+    first = shards.rows.start
+    out = torch.zeros(len(shards.rows), dtype=torch.bool)
     positions = torch.arange(T)
     with eval_mode(model):
-        for lo in range(0, n, batch_size):
+        for lo in shards.batch_starts():
             s = starts[lo : lo + batch_size]
             ends = (s + k).clamp(max=T)
             width = int(ends.max())
@@ -51,8 +55,8 @@ def greedy_match(
             hit = (logits.argmax(-1) == x[:, 1:]).cpu()
             pos = positions[1:width].unsqueeze(0)
             window = (pos >= s.unsqueeze(1)) & (pos < ends.unsqueeze(1))
-            out[lo : lo + batch_size] = (hit | ~window).all(dim=1)
-    return out
+            out[lo - first : lo - first + batch_size] = (hit | ~window).all(dim=1)
+    return shards.gather_rows(out)
 
 
 @torch.no_grad()
@@ -68,7 +72,7 @@ def greedy_match_generate(
     reference_style: bool = False,
 ) -> torch.Tensor:
     """The same verdicts through HF ``generate`` (greedy). ``reference_style`` mimics the reference:
-    generate up to the full context with ``min_length = max_length`` and no KV cache (Q9)."""
+    generate up to the full context with ``min_length = max_length`` and no KV cache (deviations.md D14)."""
     n, T = inputs.shape
     starts = _starts(start, n)
     device = model_device(model)
@@ -100,12 +104,14 @@ def greedy_match_generate(
 
 
 def scored_inputs(rows: torch.Tensor, clean: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
-    """The clean prompt (spec Q11: the prompt is the clean prefix) followed by the artifact row."""
+    """The clean prompt (the prompt is the clean prefix, as in the reference) followed by the artifact row."""
     pos = torch.arange(rows.shape[1]).unsqueeze(0)
     return torch.where(pos < start.unsqueeze(1), clean, rows)
 
 
-def evaluable(rows: torch.Tensor, clean: torch.Tensor, start: torch.Tensor, k: int) -> torch.Tensor:
+def evaluable(
+    rows: torch.Tensor, clean: torch.Tensor, *, start: torch.Tensor, k: int
+) -> torch.Tensor:
     """Rows whose scored window differs from the clean twin (only those can show memorization)."""
     pos = torch.arange(rows.shape[1]).unsqueeze(0)
     window = (pos >= start.unsqueeze(1)) & (pos < (start + k).unsqueeze(1))

@@ -1,40 +1,41 @@
-"""Build or load the model a run asks for (``model.name``), found through a registry."""
+"""Build or load the model a run asks for (``model.name``), from the table ``MODELS``."""
 
 from __future__ import annotations
 
+import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from memlab.data.bundle import LMData
-from memlab.errors import ConfigError, Registry
+from memlab.data.lm_data import LMData
+from memlab.errors import ConfigError, lookup
+from memlab.models.edit import first_line
+from memlab.models.hf import build_pretrained
+from memlab.models.tiny_neox import build_tiny_neox
+from memlab.models.tinymem import build_tinymem
 
-MODELS = Registry("model", key="model.name")
 
-
-@MODELS.register("tinymem")
 def _tinymem(model_cfg, data: LMData) -> nn.Module:
-    from memlab.models.tinymem import build_tinymem
-
     return build_tinymem(
         model_cfg, data.vocab_size, data.max_ctx, data.bos_id, data.eos_id, data.pad_id
     )
 
 
-@MODELS.register("tiny_neox")
-def _tiny_neox(model_cfg, data: LMData) -> nn.Module:
-    from memlab.models.tiny_neox import build_tiny_neox
-
-    return build_tiny_neox(model_cfg, data)
+# model.name → builder(model_cfg, data); pretrained builders may adopt the model's vocabulary
+MODELS: dict[str, Callable[[DictConfig, LMData], nn.Module]] = {
+    "tinymem": _tinymem,
+    "tiny_neox": build_tiny_neox,
+    "hf": build_pretrained,  # any causal LM (hub name or local directory)
+    "pythia": build_pretrained,  # GPT-NeoX checkpoints
+}
 
 
 def build_model(model_cfg, data: LMData) -> nn.Module:
     """A fresh model for ``data`` (vocabulary and context come from the data)."""
-    import memlab.models.hf  # noqa: F401  (registers the pretrained builders hf / pythia)
-
-    return MODELS.get(model_cfg.name)(model_cfg, data)
+    return lookup(MODELS, model_cfg.name, kind="model", key="model.name")(model_cfg, data)
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -42,9 +43,16 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"ckpt={path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if "memlab_config" not in ckpt:
-        raise ConfigError(f"ckpt={path} is not a memlab checkpoint (no memlab_config inside)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise ConfigError(
+            f"ckpt={path}: cannot be read, truncated or not a checkpoint ({first_line(err)})"
+        ) from None
+    if not isinstance(ckpt, dict) or "memlab_config" not in ckpt:
+        raise ConfigError(f"ckpt={path}: not a memlab checkpoint (no memlab_config inside)")
+    if "state_dict" not in ckpt:
+        raise ConfigError(f"ckpt={path}: holds no model weights (no state_dict inside)")
     return ckpt
 
 

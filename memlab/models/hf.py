@@ -1,13 +1,14 @@
 """Pretrained Hugging Face causal LMs (Pythia and friends): one loader, by hub name + revision or
-by local directory, in the dtype the config asks for (unlearning spec §2.2, §10.3).
+by local directory, in the dtype the config asks for.
 
 The reference loads Pythia to one GPU, reloads it with ``device_map="auto"`` and keeps a
-``deepcopy`` as ``original_model`` (§13 item 24), which triples the memory of a 6.9B model. Here a
+``deepcopy`` as ``original_model`` (deviations.md D52), which triples the memory of a 6.9B model. Here a
 model is loaded exactly once; what must be restorable is kept as a copy of the MLP weights only
-(:mod:`memlab.models.mlp_snapshot`) or re-created by re-applying an :class:`~memlab.models.edit.Edit`.
-Model choice is by explicit name, never by a substring such as "2"/"6" of the name (§13 item 24).
+(:class:`~memlab.models.edit.MLPSnapshot`) or re-created by re-applying an :class:`~memlab.models.edit.Edit`.
+Model choice is by explicit name, never by a substring such as "2"/"6" of the name (deviations.md D52).
 
-Registered in the model registry as ``hf`` (any causal LM) and ``pythia`` (GPT-NeoX checkpoints).
+Listed in :data:`memlab.models.build.MODELS` as ``hf`` (any causal LM) and ``pythia`` (GPT-NeoX
+checkpoints).
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from memlab.data.bundle import LMData
+from memlab.data.lm_data import LMData
 from memlab.errors import ConfigError
-from memlab.models.build import MODELS
 
 DTYPES = {
     "fp16": torch.float16,
@@ -37,7 +37,7 @@ DTYPES = {
 }
 
 # transformers' ZeRO-3 aware loading looks this object up through a weak reference: it must stay
-# alive while ``from_pretrained`` runs (anchors §3.2, transformers #10753).
+# alive while ``from_pretrained`` runs (transformers #10753).
 _LIVE_DS_CONFIGS: list = []
 
 
@@ -117,9 +117,8 @@ def check_token_range(data: LMData, model: nn.Module) -> None:
         )
 
 
-@MODELS.register("hf")
-@MODELS.register("pythia")
-def _pretrained(model_cfg: DictConfig, data: LMData) -> nn.Module:
+def build_pretrained(model_cfg: DictConfig, data: LMData) -> nn.Module:
+    """The pretrained model of ``model_cfg``; ``data`` takes the model's vocabulary and ids."""
     model = load_hf_causal_lm(model_cfg)
     check_token_range(data, model)
     adopt_model_vocab(data, model)

@@ -3,7 +3,7 @@
 GPT-2 (TinyMem) stores its MLP as ``Conv1D`` layers with weights laid out (in, out); GPT-NeoX
 (Pythia) uses ``nn.Linear`` with (out, in). Every unlearning method goes through this adapter, so
 none touches architecture-specific names — which fixes the reference's substring layer lookup that
-edited the wrong layers for ≥ 10-layer models and for Pythia (unlearning spec §13 item 2).
+edited the wrong layers for ≥ 10-layer models and for Pythia (deviations.md D32).
 
 "Unit j of layer l" is the FFN hidden channel j: its input weights and bias (which make its
 pre-activation), its activation output, and its output weights.
@@ -53,7 +53,7 @@ class MLPBlock:
         return 0 if self.in_out_layout else 1
 
     def out_weight_norms(self) -> torch.Tensor:
-        """L2 norm of each unit's output weights [inner] (used by Activations, spec §6.2)."""
+        """L2 norm of each unit's output weights [inner] (used by Activations)."""
         return self.fc_out.weight.detach().float().norm(dim=1 - self.unit_axis_out())
 
     def param_names(self) -> dict[str, nn.Parameter]:
@@ -109,7 +109,7 @@ class MLPAdapter:
 
     def unit_mask(self, layer: int, units: torch.Tensor) -> dict[str, torch.Tensor]:
         """Keep-masks that silence ``units`` of ``layer``: their FFN-in weights and bias are zeroed
-        (act(0) = 0 for ReLU/GELU, so the unit outputs 0 for every input; spec §6.0)."""
+        (act(0) = 0 for ReLU/GELU, so the unit outputs 0 for every input)."""
         block = self.blocks[layer]
         w = block.fc_in.weight
         keep_w = torch.ones_like(w, dtype=torch.bool)

@@ -1,7 +1,7 @@
 """A tiny randomly initialised GPT-NeoX (the Pythia architecture) for tests and CPU runs.
 
 The production path unlearns Pythia (GPT-NeoX, ``nn.Linear`` MLP layout, partial rotary position
-embeddings, parallel residual; unlearning spec §2.2). Hub downloads are not available to tests, so
+embeddings, parallel residual). Hub downloads are not available to tests, so
 the project makes its own small GPT-NeoX, trains it on TinyMem data through the same
 :class:`~memlab.training.lm_module.LMModule`, and runs every unlearning method on it.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-from memlab.data.bundle import LMData
+from memlab.data.lm_data import LMData
 from memlab.errors import ConfigError
 
 

@@ -1,4 +1,4 @@
-"""The TinyMem model (spec §8): HF ``GPT2LMHeadModel`` trained from scratch.
+"""The TinyMem model: HF ``GPT2LMHeadModel`` trained from scratch.
 
 4 heads, width 128, ReLU, no dropout, init std 0.8/√n_embd, tied embeddings, no KV cache needed.
 """
@@ -16,7 +16,7 @@ hf_logging.set_verbosity_error()  # padding-mask advice does not apply: rows are
 
 
 def tinymem_config(
-    model_cfg, vocab_size: int, max_ctx: int, bos: int, eos: int, pad: int
+    model_cfg, *, vocab_size: int, max_ctx: int, bos: int, eos: int, pad: int
 ) -> GPT2Config:
     """The GPT2Config of a TinyMem model for a vocabulary and context length."""
     if model_cfg.n_embd % model_cfg.n_head:
@@ -50,4 +50,7 @@ def build_tinymem(
 ) -> GPT2LMHeadModel:
     """A freshly initialised TinyMem model (initialisation draws from the global torch RNG, which
     the entry point seeds with the run seed)."""
-    return GPT2LMHeadModel(tinymem_config(model_cfg, vocab_size, max_ctx, bos, eos, pad))
+    config = tinymem_config(
+        model_cfg, vocab_size=vocab_size, max_ctx=max_ctx, bos=bos, eos=eos, pad=pad
+    )
+    return GPT2LMHeadModel(config)

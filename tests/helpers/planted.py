@@ -41,18 +41,18 @@ def random_rows(n: int, seed: int) -> torch.Tensor:
 
 
 def train_planted(
-    tmp: Path, n_planted: int = 20, steps: int = 60, hidden: int = 32, seed: int = 0
+    tmp: Path, *, n_planted: int = 20, steps: int = 60, hidden: int = 32, seed: int = 0
 ) -> Planted:
     """Train a tiny NeoX on ``n_planted`` random rows (plain PyTorch, full batch) and save it."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matrices: one thread is ~20x faster on a shared, loaded CPU
     try:
-        return _train(tmp, n_planted, steps, hidden, seed)
+        return _train(tmp, n_planted=n_planted, steps=steps, hidden=hidden, seed=seed)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(tmp: Path, n_planted: int, steps: int, hidden: int, seed: int) -> Planted:
+def _train(tmp: Path, *, n_planted: int, steps: int, hidden: int, seed: int) -> Planted:
     torch.manual_seed(seed)
     model = tiny_neox(hidden)
     planted, unseen = random_rows(n_planted, seed + 1), random_rows(64, seed + 2)
