@@ -15,7 +15,7 @@ from memlab.audit.oracle import without_rows
 from memlab.audit.quant import block_weights, fake_quantize, quantized_copy
 from memlab.audit.relearn import KINDS, relearn_curve, uses_lora
 from memlab.audit.runner import audit_sets, run
-from memlab.data.bundle import ArtifactSet
+from memlab.data.lm_data import ArtifactSet
 from memlab.metrics.evaluate import evaluate_model, memorization
 from memlab.metrics.forward import logits_of, token_losses
 from memlab.models.edit import Edit

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from memlab.audit.window import window_tokens
-from memlab.data.bundle import ArtifactSet
+from memlab.data.lm_data import ArtifactSet
 from memlab.metrics.memorization import evaluable
 
 

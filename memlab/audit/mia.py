@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from memlab.audit.window import WindowTokens, window_tokens
-from memlab.data.bundle import ArtifactSet
+from memlab.data.lm_data import ArtifactSet
 
 log = logging.getLogger(__name__)
 

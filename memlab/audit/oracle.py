@@ -21,8 +21,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
-from memlab.data.bundle import LMData
 from memlab.data.datamodule import LMDataModule
+from memlab.data.lm_data import LMData
 from memlab.models.build import build_model, load_trained_model
 from memlab.regularizers.build import build_regularizers
 from memlab.runs import config_hash

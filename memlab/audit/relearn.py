@@ -28,7 +28,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from memlab.audit.quant import block_weights
-from memlab.data.bundle import ArtifactSet
+from memlab.data.lm_data import ArtifactSet
 from memlab.errors import ConfigError
 from memlab.metrics.evaluate import memorization
 from memlab.metrics.forward import logits_of, model_device, token_losses

@@ -29,7 +29,7 @@ from memlab.audit.mia import membership_inference, nonmember_sample
 from memlab.audit.oracle import retrain_oracle
 from memlab.audit.quant import quantized_copy, schemes
 from memlab.audit.relearn import KINDS, curve_summary, relearn_curve, split_forget
-from memlab.data.bundle import ArtifactSet
+from memlab.data.lm_data import ArtifactSet
 from memlab.errors import ConfigError
 from memlab.metrics.evaluate import evaluate_model, memorization, memorization_metrics
 from memlab.metrics.forward import model_device

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from memlab.data.bundle import ArtifactSet
+from memlab.data.lm_data import ArtifactSet
 from memlab.metrics.forward import eval_mode, logits_of, model_device
 from memlab.metrics.memorization import scored_inputs
 
