@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from memlab.analysis import plots, reference_csv, tables
+from memlab.analysis import plots, reference_csv, robustness, tables
 from memlab.analysis.selection import (
     Setting,
     assign_settings,
@@ -117,6 +117,22 @@ def _training_figure(cfg: DictConfig) -> dict[str, Path]:
     return {"training/mem_over_training": path}
 
 
+def _robustness(rows: pd.DataFrame, cfg: DictConfig) -> tuple[list[str], dict[str, Path]]:
+    """The audits' robustness table and one relearning figure per audited checkpoint."""
+    audits = robustness.audit_rows(rows)
+    if audits.empty:
+        return [], {}
+    table = robustness.robustness_table(rows)
+    lines = ["## robustness of each mitigation (memlab.audit)", "", tables.markdown(table), ""]
+    figures: dict[str, Path] = {}
+    if cfg.figures:
+        checkpoints = dict.fromkeys(robustness.checkpoint_of(r) for _, r in audits.iterrows())
+        for i, ckpt in enumerate(checkpoints):
+            out = Path(cfg.out_dir) / f"relearning_{i}.png"
+            figures[f"audit/relearning_{i}"] = robustness.plot_relearning(rows, out, ckpt=ckpt)
+    return lines, figures
+
+
 def build_report(cfg: DictConfig) -> dict[str, Any]:
     """Select, tabulate, export and plot; returns the best rows and the written files."""
     every_row = load_rows(cfg)
@@ -138,7 +154,12 @@ def build_report(cfg: DictConfig) -> dict[str, Any]:
         lines += _write_setting(setting, runs, sel, out)
         if cfg.figures:
             figures.update(_figures(setting, runs, sel, cfg))
-    lines += unplaced_lines(every_row, rows, setting_of)
+    audit_lines, audit_figures = _robustness(every_row, cfg)
+    lines += audit_lines
+    figures.update(audit_figures)
+    lines += unplaced_lines(
+        every_row.drop(index=robustness.audit_rows(every_row).index), rows, setting_of
+    )
     if cfg.figures:
         figures.update(_training_figure(cfg))
     (out / "best_runs.md").write_text("\n".join(lines))

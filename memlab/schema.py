@@ -155,6 +155,18 @@ RULES: dict[str, Rule] = {
         nullable=True,  # a multi-stage sweep names its tasks in sweep.stages
     ),
     "seq_len": COUNT,
+    # audits
+    "relearn.steps": COUNT,
+    "relearn.batch_size": COUNT,
+    "relearn.subset_share": FRACTION,
+    "relearn.lr": POSITIVE,
+    "relearn.method": one_of("auto", "full", "lora"),
+    "relearn.lora_rank": COUNT,
+    "quant.group_size": COUNT,
+    "mia.min_k": FRACTION,
+    "mia.fpr": FRACTION,
+    "mia.over_unlearning_below": FRACTION,
+    "oracle": FLAG,
     # sweeps and reports
     "max_runs": OPTIONAL_COUNT,
     "show": SIZE,

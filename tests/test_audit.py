@@ -253,3 +253,21 @@ def test_robustness_table_and_figure(tmp_path):
     assert table.loc[1, "MIA AUC"] == 0.7 and table.loc[1, "relearn auc"] == 0.3
     assert relearning_curve(rows.iloc[1]).to_dict() == {0: 0.0, 10: 60.0}
     assert plot_relearning(rows, tmp_path / "relearn.png").stat().st_size > 0
+
+
+def test_report_adds_the_robustness_table_and_relearning_figure(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from memlab.report import build_report
+    from memlab.runs import CONF_DIR, ResultsStore
+
+    store = ResultsStore(tmp_path / "results")
+    for i, row in enumerate([audit_row("none", [100.0, 100.0]), audit_row("greedy", [10.0, 40.0])]):
+        store.append({**row, "run/hash": f"h{i}", "run/status": "done"})
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("report", [f"results={tmp_path / 'results'}", f"out_dir={tmp_path / 'out'}"])
+    result = build_report(cfg)
+    text = result["markdown"].read_text()
+    assert "## robustness of each mitigation" in text and "| greedy" in text
+    assert "not unlearning runs" not in text  # audit rows are reported, not left over
+    assert (tmp_path / "out" / "relearning_0.png").stat().st_size > 0

@@ -51,6 +51,7 @@ TASKS: dict[str, TaskSpec] = {
     "train": TaskSpec("train", "memlab.train:run"),
     "unlearn": TaskSpec("unlearn", "memlab.unlearn.runner:run"),
     "finetune": TaskSpec("finetune", "memlab.finetune:run"),
+    "audit": TaskSpec("audit", "memlab.audit.runner:run"),
 }
 
 
