@@ -72,6 +72,7 @@ def test_optimizer_state_is_inherited_with_the_finetuning_lr(tiny_run, tmp_path,
     model, _ = load_trained_model(tiny_run.ckpt, data)
     run_cfg = tiny_run.cfg.copy()
     run_cfg.optim.lr = cfg.finetune.lr
+    run_cfg.logger = None  # a logger would re-open (and empty) the shared base run's csv/ folder
     state = optimizer_state(base, make_fit(run_cfg, data, model), inherit=inherit)
     assert all(group["lr"] == 5e-4 for group in state["param_groups"])
     moments = base["optimizer_states"][0]["state"]

@@ -92,7 +92,7 @@ def index_batches(
 ) -> Iterator[torch.Tensor]:
     """Index batches of one pass over ``n`` rows: in order, or the training data's seeded
     permutation for (``seed``, ``epoch``) — the one batching rule of every method."""
-    order = ShuffledBatches(n, max(1, int(batch_size)), seed, shuffle)
+    order = ShuffledBatches(n, max(1, int(batch_size)), seed=seed, shuffle=shuffle)
     order.set_epoch(epoch)
     yield from order
 
