@@ -50,6 +50,16 @@ def load_rows(cfg: DictConfig) -> pd.DataFrame:
     return rows
 
 
+def unscorable_lines(scored: pd.DataFrame, placed: pd.Series, best: pd.DataFrame) -> list[str]:
+    """Unlearning runs of a setting that no best-run table can rank: with nothing memorized
+    before the edit, the relative change of memorization is undefined."""
+    before = scored.get("before/mem/perc", pd.Series(dtype=float))
+    left = scored[placed.notna() & ~scored.index.isin(best.index) & before.eq(0.0)]
+    return [f"- run {r.get('run/hash')} ({r.get('unlearn.method')}, {placed[i]}): not ranked, "
+            "nothing was memorized before the edit (before/mem/perc = 0)"
+            for i, r in left.iterrows()]  # fmt: skip
+
+
 def unplaced_lines(rows: pd.DataFrame, scored: pd.DataFrame, placed: pd.Series) -> list[str]:
     """The report's account of every row it does not score: failed runs, runs of other tasks,
     and unlearning runs that match no setting (with the values the settings look at)."""
@@ -154,12 +164,15 @@ def build_report(cfg: DictConfig) -> dict[str, Any]:
         lines += _write_setting(setting, runs, sel, out)
         if cfg.figures:
             figures.update(_figures(setting, runs, sel, cfg))
+    unranked = unscorable_lines(rows, setting_of, best)
     audit_lines, audit_figures = _robustness(every_row, cfg)
     lines += audit_lines
     figures.update(audit_figures)
-    lines += unplaced_lines(
-        every_row.drop(index=robustness.audit_rows(every_row).index), rows, setting_of
-    )
+    not_audits = every_row.drop(index=robustness.audit_rows(every_row).index)
+    left_over = unplaced_lines(not_audits, rows, setting_of)
+    if unranked and not left_over:
+        left_over = ["## rows not in any best-run table", ""]
+    lines += left_over[:2] + unranked + left_over[2:]
     if cfg.figures:
         figures.update(_training_figure(cfg))
     (out / "best_runs.md").write_text("\n".join(lines))

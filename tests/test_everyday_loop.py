@@ -18,10 +18,10 @@ import pytest
 
 from memlab.runs import ResultsStore
 
-TINY = [
+TINY = [  # memorizes part of its 100 noised rows within these 24 epochs (2 layers)
     "data.num_main=400", "data.num_extra=100", "data.num_test=20", "data.length=6",
-    "data.max_ctx=40", "artifact.num_noise=60", "model.n_layer=1", "trainer.max_epochs=6",
-    "train.eval_every=3", "train.batch_size=64", "eval.prompt_len=10", "eval.k=10",
+    "data.max_ctx=40", "artifact.num_noise=100", "model.n_layer=2", "trainer.max_epochs=24",
+    "train.eval_every=8", "train.batch_size=64", "eval.prompt_len=10", "eval.k=10",
     "~callbacks.progress_bar",
 ]  # fmt: skip
 SWEEP = """# @package _global_
