@@ -82,6 +82,7 @@ def test_optimizer_state_is_inherited_with_the_finetuning_lr(tiny_run, tmp_path,
         assert state["state"] == {}
 
 
+@pytest.mark.slow  # default-suite budget: covered faster elsewhere or by the slow tier
 def test_finetune_errors_are_one_line(tiny_run, tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         run(finetune_config(tmp_path, tmp_path / "missing.ckpt"))

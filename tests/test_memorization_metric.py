@@ -76,6 +76,7 @@ def backdoor_run(tmp_path_factory):
     return cfg, tmp / "run" / "checkpoints" / "last.ckpt", metrics
 
 
+@pytest.mark.slow  # default-suite budget: covered faster elsewhere or by the slow tier
 def test_teacher_forcing_equals_generate_for_backdoors(backdoor_run):
     cfg, ckpt, metrics = backdoor_run
     data = load_data(cfg)

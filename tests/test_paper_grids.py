@@ -170,6 +170,7 @@ def setting_plan(grid: str, data: str, artifact: str) -> SweepPlan:
 
 
 # --------------------------------------------------------------------------- default suite
+@pytest.mark.slow  # default-suite budget: covered faster elsewhere or by the slow tier
 def test_tinymem_unlearning_one_checkpoint_composes_with_reference_hyperparameters():
     plan = tinymem_plan(4, "mult", "noise", "sweep.context.epoch=3500")
     assert len(plan) == 167 and set(plan.count_by("ckpt")) == {
@@ -184,6 +185,7 @@ def test_tinymem_unlearning_addresses_the_four_training_points():
         check_tinymem_counts(tinymem_plan(4, data, artifact), 4, data, artifact)
 
 
+@pytest.mark.slow  # default-suite budget: covered faster elsewhere or by the slow tier
 def test_pythia_unlearning_one_cell_composes_with_reference_hyperparameters():
     plan = pythia_plan("pythia_2.8b", "step143000")
     assert len(plan) == 152

@@ -63,6 +63,7 @@ def test_run_writes_summary_config_checkpoint_and_csv(tiny_run):
     assert "mem/perc" in metrics_csv and "train/loss" in metrics_csv
 
 
+@pytest.mark.slow  # default-suite budget: covered faster elsewhere or by the slow tier
 def test_killed_run_resumes_from_last_ckpt_to_the_uninterrupted_result(tmp_path):
     """A kill in the middle of epoch 3 leaves the whole last.ckpt of epoch 2 (written atomically,
     no temporary file left); resuming from it ends exactly where an uninterrupted run ends."""
@@ -156,6 +157,7 @@ def test_bad_input_fails_with_a_clear_message(tmp_path, override, message):
         run(compose_config("train", [*FAST, override], tmp_path))
 
 
+@pytest.mark.slow  # default-suite budget: covered faster elsewhere or by the slow tier
 def test_cli_prints_one_line_for_bad_input(tmp_path):
     proc = subprocess.run(
         [

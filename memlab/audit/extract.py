@@ -33,7 +33,7 @@ def scored_rows(artifact: ArtifactSet, prompt_len: int, k: int) -> ArtifactSet:
         return artifact
     n = len(artifact)
     start = artifact.start if artifact.start is not None else torch.full((n,), prompt_len)
-    keep = evaluable(artifact.rows, artifact.clean, start, k)
+    keep = evaluable(artifact.rows, artifact.clean, start=start, k=k)
     return artifact.subset(keep.nonzero().squeeze(1))
 
 

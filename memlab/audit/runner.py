@@ -82,7 +82,7 @@ def pre_mitigation(cfg: DictConfig, subject: Subject) -> tuple[nn.Module, DictCo
     """The model before any mitigation and its training config: ``base_ckpt`` (e.g. the model a
     fine-tuned ``ckpt`` started from), else the audited checkpoint itself (before its Edit)."""
     if not cfg.get("base_ckpt"):
-        return subject.model, subject.run_cfg
+        return subject.model, subject.origin if subject.ckpt is not None else None
     model, run_cfg = load_trained_model(cfg.base_ckpt, subject.data)
     return model.to(model_device(subject.model)), run_cfg
 
