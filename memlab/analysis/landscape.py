@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from memlab.analysis.plots import pyplot, save_png
+
 
 @dataclass
 class Landscape:
@@ -99,9 +101,7 @@ def plot_landscapes(
     landscapes: dict[str, Landscape], out: str | Path, log_scale: bool = True
 ) -> Path:
     """Side-by-side contour plots (shared colour scale) of named landscapes, saved as PNG."""
-    from memlab.analysis.plots import _pyplot, _save
-
-    plt = _pyplot()
+    plt = pyplot()
     values = {
         k: np.log(np.maximum(v.losses, 1e-12)) if log_scale else v.losses
         for k, v in landscapes.items()
@@ -117,4 +117,4 @@ def plot_landscapes(
         ax.set_xlabel("direction 2")
         ax.set_ylabel("direction 1")
     fig.colorbar(cs, ax=axes[0].tolist(), label="log loss" if log_scale else "loss")
-    return _save(fig, out)
+    return save_png(fig, out)

@@ -23,7 +23,7 @@ MEM_AFTER, MEM_BEFORE = "after/mem/perc", "before/mem/perc"
 UTILITY = {"ppl": ("util/ppl", "perplexity"), "acc": ("util/acc_mean", "mean test accuracy (%)")}
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,8 +32,8 @@ def _pyplot() -> Any:
     return plt
 
 
-def _colors(methods: Sequence[str]) -> dict[str, Any]:
-    plt = _pyplot()
+def method_colors(methods: Sequence[str]) -> dict[str, Any]:
+    plt = pyplot()
     cmap = plt.get_cmap("tab20" if len(methods) > 10 else "tab10")
     return {m: cmap(i % cmap.N) for i, m in enumerate(sorted(methods))}
 
@@ -80,13 +80,13 @@ def plot_mem_vs_utility(
     max_cells: int = 8,
 ) -> Path:
     """Memorization after the edit (y) against utility after the edit (x), per method and cell."""
-    plt = _pyplot()
+    plt = pyplot()
     metric, label = UTILITY[utility]
     cells = _cells(runs, group_by)[:max_cells]
     ncols = min(4, len(cells))
     nrows = int(np.ceil(len(cells) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.6 * nrows), squeeze=False)
-    colors = _colors(list(runs["unlearn.method"].dropna().unique()))
+    colors = method_colors(list(runs["unlearn.method"].dropna().unique()))
     for ax, (name, cell) in zip(axes.flat, cells):
         cell_best = best.loc[best.index.intersection(cell.index)]
         _scatter_cell(ax, cell, cell_best, metric, colors)
@@ -102,7 +102,7 @@ def plot_mem_vs_utility(
     )
     fig.suptitle(title or f"memorization vs {label}")
     fig.tight_layout(rect=(0, 0.08, 1, 0.95))
-    return _save(fig, out)
+    return save_png(fig, out)
 
 
 def plot_memorization_over_training(
@@ -115,7 +115,7 @@ def plot_memorization_over_training(
     title: str = "memorization over training",
 ) -> Path:
     """Mean % memorized against training progress, one line per ``hue`` value (band: min–max)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     groups = curves.groupby(hue, sort=True) if hue else [("", curves)]
     for name, g in groups:
@@ -131,17 +131,17 @@ def plot_memorization_over_training(
     if hue:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, out)
+    return save_png(fig, out)
 
 
 def plot_cost(runs: pd.DataFrame, out: str | Path, *, title: str = "cost per method") -> Path:
     """Median seconds per method with min–max whiskers, log scale."""
-    plt = _pyplot()
+    plt = pyplot()
     stats = runs.groupby("unlearn.method")["cost/seconds"].agg(["median", "min", "max"])
     stats = stats.dropna().sort_values("median")
     fig, ax = plt.subplots(figsize=(6, 0.45 * len(stats) + 1.5))
     err = np.vstack([stats["median"] - stats["min"], stats["max"] - stats["median"]])
-    colors = _colors(list(stats.index))
+    colors = method_colors(list(stats.index))
     ax.barh(
         stats.index, stats["median"], xerr=err, color=[colors[m] for m in stats.index], capsize=3
     )
@@ -150,11 +150,11 @@ def plot_cost(runs: pd.DataFrame, out: str | Path, *, title: str = "cost per met
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, out)
+    return save_png(fig, out)
 
 
-def _save(fig: Any, out: str | Path) -> Path:
-    plt = _pyplot()
+def save_png(fig: Any, out: str | Path) -> Path:
+    plt = pyplot()
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from memlab.analysis.plots import _colors, _pyplot, _save
+from memlab.analysis.plots import method_colors, pyplot, save_png
 
 AUDIT_TASK = "audit"
 ORACLE = "oracle"
@@ -123,9 +123,9 @@ def plot_relearning(
     with_oracle = rows[rows[oracle_key].notna()] if oracle_key in rows else rows.iloc[0:0]
     if len(with_oracle):
         curves[ORACLE] = relearning_curve(with_oracle.iloc[-1], kind=kind, prefix=f"{ORACLE}/")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    colors = _colors(list(curves))
+    colors = method_colors(list(curves))
     for method, curve in sorted(curves.items()):
         style = {"none": ("k", "--"), ORACLE: ("grey", ":")}.get(method, (colors[method], "-"))
         ax.plot(
@@ -146,4 +146,4 @@ def plot_relearning(
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, out)
+    return save_png(fig, out)

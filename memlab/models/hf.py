@@ -23,6 +23,7 @@ from torch import nn
 
 from memlab.data.lm_data import LMData
 from memlab.errors import ConfigError
+from memlab.runs import deepspeed_config_of
 
 DTYPES = {
     "fp16": torch.float16,
@@ -129,6 +130,4 @@ def pretrained_factory(model_cfg, strategy=None) -> Callable[[], nn.Module]:
     """A zero-argument builder for ``LMModule(model=...)``: the model is then loaded inside
     ``configure_model`` — with transformers' ZeRO-3 aware loader when ``strategy`` is DeepSpeed
     stage 3 — instead of being materialised in full on every rank first."""
-    from memlab.runs import deepspeed_config_of
-
     return functools.partial(load_hf_causal_lm, model_cfg, deepspeed_config_of(strategy))
