@@ -262,7 +262,8 @@ def test_killed_training_sweep_resumes_its_run_from_the_epoch_it_reached(tmp_pat
     branch's checkpoint callback); before that the first last.ckpt appears at the end of training."""
     spec = ["sweep.name=tiny_train", "sweep.task=train", "max_runs=1",
             "+sweep.fixed={" + ",".join(o.replace("=", ":", 1) for o in TINY_OVERRIDES
-                                       if not o.startswith("~")) + ",trainer.max_epochs:20}"]  # fmt: skip
+                                       if not o.startswith(("~", "trainer.max_epochs")))
+            + ",trainer.max_epochs:20}"]  # fmt: skip
     env = {**os.environ, **ENV, "MEMLAB_ROOT": str(tmp_path)}
     cmd = [sys.executable, "-m", "memlab.sweep", *spec, "~sweep.axes", "+sweep.axes={seed:[0]}"]
     first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
